@@ -1,0 +1,22 @@
+"""Single strategy (ROME, EMMET): the whole residual is written at one layer.
+
+    K = keys at l,  H = hidden states at the output of l,  R = Z − H,  W_l ← W_l + solve(l, K, R)
+
+Given several layers, it edits the last one (where the targets Z live), so that a sweep can
+share one `layers` setting between single and spread.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import STRATEGIES, LayerAccess, LayerUpdate, SolveFn
+from .spread import Spread
+
+
+@STRATEGIES.register("single")
+class Single(Spread):
+    name = "single"
+
+    def run(self, access: LayerAccess, layers: list[int], Z: torch.Tensor, solve: SolveFn) -> list[LayerUpdate]:
+        return super().run(access, layers[-1:], Z, solve)

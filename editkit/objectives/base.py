@@ -1,0 +1,139 @@
+"""What every objective solver shares: its inputs and its registry.
+
+Notation (all float64):
+    W   (d_out, d_in)  the edited linear map, value = W key
+    K   (d_in, n)      edit keys, one column per request
+    V   (d_out, n)     target values;  R = V − W K  (d_out, n) the residual to write
+    C0  (d_in, d_in)   uncentred second moment E[k kᵀ] of keys over a text corpus
+    Kp  (d_in, m)      keys of earlier edits that should be preserved too (m may be 0)
+    λ ≥ 0              preservation weight (MEMIT's mom2_update_weight)
+    ΔW  (d_out, d_in)  the update every solver returns
+
+A solver sees only (K, R, Preservation); it never touches a model. Which layer, which strategy
+and which model produced K and R is not its business.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from ..linalg import as64, check_finite, cholesky
+from ..registry import Registry
+
+
+@dataclass
+class Preservation:
+    """What an update must leave alone at one layer: C0 (d_in, d_in) and Kp (d_in, m).
+
+    Factorisations of C0 are cached here, so editing the same layer again (sequential editing,
+    a sweep) does not pay the O(d_in³) factorisation twice.
+    """
+
+    C0: torch.Tensor
+    Kp: torch.Tensor | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.C0 = as64(self.C0)
+        check_finite(self.C0, "the key statistics C0")
+        if self.Kp is not None:
+            self.Kp = as64(self.Kp)
+            if self.Kp.shape[1] == 0:
+                self.Kp = None
+
+    @property
+    def d_in(self) -> int:
+        return self.C0.shape[0]
+
+    def weighted(self, lam: float) -> torch.Tensor:
+        """λ C0 + Kp Kpᵀ  (d_in, d_in)."""
+        C = lam * self.C0
+        return C if self.Kp is None else C + self.Kp @ self.Kp.T
+
+    def cholesky(self, lam: float, what: str, remedy: str) -> torch.Tensor:
+        """Cached lower Cholesky factor of λ C0 + Kp Kpᵀ."""
+        key = ("chol", float(lam))
+        if key not in self._cache:
+            self._cache[key] = cholesky(self.weighted(lam), what, remedy)
+        return self._cache[key]
+
+    def eigh(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached eigen-decomposition of C0: eigenvalues ascending (d_in,), eigenvectors (d_in, d_in)."""
+        if "eigh" not in self._cache:
+            self._cache["eigh"] = torch.linalg.eigh(self.C0)
+        return self._cache["eigh"]
+
+    def with_keys(self, Kp: torch.Tensor | None) -> "Preservation":
+        """The same C0 with other preserved keys; cached factorisations that still hold are shared."""
+        other = Preservation(self.C0, Kp)
+        same_keys = self.Kp is None and other.Kp is None
+        other._cache.update({k: v for k, v in self._cache.items() if k == "eigh" or same_keys})
+        return other
+
+
+class ObjectiveConfig(BaseModel):
+    """Hyperparameters of a solver. Subclasses add theirs; unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Objective(ABC):
+    """An objective solver: (K, R, Preservation) → ΔW."""
+
+    Config: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
+    name: ClassVar[str] = ""
+
+    def __init__(self, config: ObjectiveConfig | None = None, **hparams):
+        self.config = config if config is not None else self.Config(**hparams)
+
+    def __call__(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
+        K, R = as64(K), as64(R)
+        if K.ndim != 2 or R.ndim != 2 or K.shape[1] != R.shape[1] or K.shape[0] != pres.d_in:
+            raise ValueError(
+                f"shape mismatch: K {tuple(K.shape)} must be (d_in={pres.d_in}, n) and R "
+                f"{tuple(R.shape)} must be (d_out, n) with the same n."
+            )
+        check_finite(K, "the edit keys K")
+        check_finite(R, "the residuals R")
+        dW = self.solve(K, R, pres)
+        check_finite(dW, f"the {self.name} solution ΔW")
+        return dW
+
+    @abstractmethod
+    def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
+        """ΔW (d_out, d_in) for keys K (d_in, n), residuals R (d_out, n)."""
+
+
+@dataclass(frozen=True)
+class ObjectiveEntry:
+    """A name users type: which solver, its default hyperparameters, and how requests are fed.
+
+    one_at_a_time=True means the editor applies requests one by one, each edit on top of the
+    previous one (ROME); otherwise the whole batch goes to the solver together.
+    """
+
+    solver: type[Objective]
+    defaults: dict
+    one_at_a_time: bool = False
+
+    def build(self, **hparams) -> Objective:
+        return self.solver(**{**self.defaults, **hparams})
+
+
+OBJECTIVES: Registry[ObjectiveEntry] = Registry("objective")
+
+
+def register(name: str, *, one_at_a_time: bool = False, **defaults):
+    """Class decorator: register the solver under a user-facing name with default hparams."""
+
+    def add(cls: type[Objective]) -> type[Objective]:
+        cls.Config(**defaults)  # fail at import if the defaults do not validate
+        OBJECTIVES.register(name, ObjectiveEntry(cls, defaults, one_at_a_time))
+        return cls
+
+    return add

@@ -1,0 +1,58 @@
+"""Equality-constrained objective: EMMET (batched), ROME (n = 1, one request at a time).
+
+    minimise  tr(ΔW C ΔWᵀ)   subject to   (W + ΔW) K = V,   i.e. ΔW K = R,
+    C = λ C0 + Kp Kpᵀ  (d_in, d_in)
+
+Lagrange's solution, with EMMET's α I added to D for stability (α = 0 is the exact constraint):
+
+    D  = Kᵀ C⁻¹ K                    (n, n)
+    ΔW = R (D + α I)⁻¹ Kᵀ C⁻¹        (d_out, d_in)
+
+With n = 1 and α = 0 this is ROME's rank-one update ΔW = r (C⁻¹k)ᵀ / (kᵀ C⁻¹ k); λ then cancels.
+
+Which form is solved:
+  * n < d_in (or α = 0): the n × n form above, one Cholesky of C (cached per layer) and one of
+    D + α I;  cost O(d_in² n + d_in n² + n³) once C is factored.
+  * n ≥ d_in and α > 0: the push-through identity (D + αI)⁻¹ Kᵀ C⁻¹ = Kᵀ (K Kᵀ + α C)⁻¹ gives
+        ΔW = R Kᵀ (K Kᵀ + α C)⁻¹,   one d_in × d_in Cholesky.
+    (It also shows EMMET with α > 0 is MEMIT's least squares with λ' = α λ.)
+With α = 0, n ≥ d_in or repeated keys make D singular: the constraints cannot all hold exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from ..linalg import right_solve
+from .base import Objective, ObjectiveConfig, Preservation, register
+
+REMEDY_C = "C = λC0 + KpKpᵀ must be positive definite: use λ > 0 and statistics over more tokens."
+REMEDY_D = (
+    "Kᵀ C⁻¹ K is singular, usually because two requests share the same key (drop the duplicate) "
+    "or there are more edits than key dimensions; use alpha > 0 (e.g. 0.1) to regularise."
+)
+
+
+class EqualityConfig(ObjectiveConfig):
+    mom2_weight: float = Field(1.0, gt=0)  # λ
+    alpha: float = Field(0.1, ge=0)  # α, EMMET's stabiliser of D
+
+
+@register("emmet", alpha=0.1, mom2_weight=15000.0)
+@register("rome", one_at_a_time=True, alpha=0.0, mom2_weight=15000.0)
+class Equality(Objective):
+    Config = EqualityConfig
+    name = "equality"
+
+    def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
+        lam, alpha = self.config.mom2_weight, self.config.alpha
+        n, d_in = K.shape[1], K.shape[0]
+        if n >= d_in and alpha > 0:
+            A = K @ K.T + alpha * pres.weighted(lam)  # (d_in, d_in)
+            return right_solve(R @ K.T, A, "K Kᵀ + αC", REMEDY_D)
+        L = pres.cholesky(lam, "C = λC0 + KpKpᵀ", REMEDY_C)
+        CinvK = torch.cholesky_solve(K, L)  # (d_in, n)
+        D = K.T @ CinvK  # (n, n)
+        D = D + alpha * torch.eye(n, dtype=D.dtype)
+        return right_solve(R, D, "D + αI = KᵀC⁻¹K + αI", REMEDY_D) @ CinvK.T

@@ -1,0 +1,47 @@
+"""Least-squares objective: MEMIT.
+
+    minimise  λ tr(ΔW C0 ΔWᵀ) + ‖Kp‖-term + ‖(W + ΔW) K − V‖²
+    A  = λ C0 + Kp Kpᵀ                      (d_in, d_in)  preservation (earlier edits' keys in Kp)
+    ΔW = R Kᵀ (A + K Kᵀ)⁻¹                  (d_out, d_in)
+
+Which form is solved:
+  * n < d_in and A invertible: the push-through identity Kᵀ (A + KKᵀ)⁻¹ = (I + Kᵀ A⁻¹ K)⁻¹ Kᵀ A⁻¹
+        ΔW = R (I_n + Kᵀ A⁻¹ K)⁻¹ (A⁻¹ K)ᵀ,
+    an n × n Cholesky after A's (cached per layer); O(d_in² n + d_in n² + n³) per edit.
+  * otherwise (n ≥ d_in, or λ = 0 with no Kp): one d_in × d_in Cholesky of A + K Kᵀ.
+As λ → 0 the solution tends to the minimum-norm exact solution (the equality objective's).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from ..linalg import right_solve
+from .base import Objective, ObjectiveConfig, Preservation, register
+
+REMEDY = (
+    "λC0 + KpKpᵀ + KKᵀ must be positive definite: use mom2_weight > 0 and key statistics over "
+    "more tokens (or fewer, distinct edits when mom2_weight = 0)."
+)
+
+
+class LeastSquaresConfig(ObjectiveConfig):
+    mom2_weight: float = Field(1.0, ge=0)  # λ
+
+
+@register("memit", mom2_weight=15000.0)
+class LeastSquares(Objective):
+    Config = LeastSquaresConfig
+    name = "least_squares"
+
+    def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
+        lam = self.config.mom2_weight
+        n, d_in = K.shape[1], K.shape[0]
+        if n < d_in and (lam > 0 or pres.Kp is not None):
+            L = pres.cholesky(lam, "λC0 + KpKpᵀ", REMEDY)
+            AinvK = torch.cholesky_solve(K, L)  # (d_in, n)
+            S = torch.eye(n, dtype=K.dtype) + K.T @ AinvK  # (n, n)
+            return right_solve(R, S, "I + KᵀA⁻¹K", REMEDY) @ AinvK.T
+        A = pres.weighted(lam) + K @ K.T  # (d_in, d_in)
+        return right_solve(R @ K.T, A, "λC0 + KpKpᵀ + KKᵀ", REMEDY)

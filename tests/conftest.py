@@ -1,0 +1,20 @@
+import pytest
+import torch
+
+torch.set_default_dtype(torch.float32)
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(0)
+
+
+def random_problem(gen, d_out=6, d_in=10, n=4, m=0):
+    """A random well-conditioned solver problem (float64): W, K, V, C0, Kp."""
+    W = torch.randn(d_out, d_in, generator=gen, dtype=torch.float64)
+    K = torch.randn(d_in, n, generator=gen, dtype=torch.float64)
+    V = torch.randn(d_out, n, generator=gen, dtype=torch.float64)
+    X = torch.randn(d_in, 5 * d_in, generator=gen, dtype=torch.float64)
+    C0 = X @ X.T / X.shape[1]
+    Kp = torch.randn(d_in, m, generator=gen, dtype=torch.float64) if m else None
+    return W, K, V, C0, Kp

@@ -1,0 +1,97 @@
+"""Strategies on a fake model whose exact answer is known: a stack of residual maps.
+
+    h_0 = x,   k_l = tanh(A_l h_l)  (d_in, n),   h_{l+1} = h_l + W_l k_l   (d, n)
+"""
+
+import pytest
+import torch
+
+from editkit.distribution import STRATEGIES
+from editkit.objectives import OBJECTIVES, Preservation
+from editkit.registry import UnknownNameError
+
+
+class ResidualStack:
+    def __init__(self, gen, n_layers=5, d=6, d_in=9, n=3, coupled=True):
+        f64 = dict(generator=gen, dtype=torch.float64)
+        self.W = [0.3 * torch.randn(d, d_in, **f64) for _ in range(n_layers)]
+        self.A = [torch.randn(d_in, d, **f64) for _ in range(n_layers)]
+        self.fixed_keys = [torch.randn(d_in, n, **f64) for _ in range(n_layers)]
+        self.x = torch.randn(d, n, **f64)
+        self.coupled = coupled  # False: keys do not depend on the hidden state
+
+    def _run(self, upto):
+        h = self.x
+        for l in range(upto + 1):
+            k = torch.tanh(self.A[l] @ h) if self.coupled else self.fixed_keys[l]
+            if l == upto:
+                return k, h + self.W[l] @ k
+            h = h + self.W[l] @ k
+
+    def keys(self, layer):
+        return self._run(layer)[0]
+
+    def outputs(self, layer):
+        return self._run(layer)[1]
+
+    def weight(self, layer):
+        return self.W[layer]
+
+    def add(self, layer, delta):
+        self.W[layer] = self.W[layer] + delta
+
+
+def solver(name, **hp):
+    objective = OBJECTIVES.get(name).build(**hp)
+    C0 = torch.eye(9, dtype=torch.float64)
+    return lambda layer, K, R: objective(K, R, Preservation(C0))
+
+
+def test_spread_with_equality_reaches_targets_exactly(gen):
+    model = ResidualStack(gen)
+    layers = [1, 2, 3]
+    Z = model.outputs(3) + torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    updates = STRATEGIES.get("spread")().run(model, layers, Z, solver("emmet", alpha=0.0))
+    assert [u.layer for u in updates] == layers
+    assert float((model.outputs(3) - Z).abs().max()) < 1e-10
+    for u in updates:  # each layer's solver met its own constraint
+        assert float((u.delta @ u.keys - u.residual).abs().max()) < 1e-10
+
+
+def test_spread_gives_each_layer_its_share(gen):
+    model = ResidualStack(gen, coupled=False)  # keys independent of edits: shares are equal
+    layers = [0, 2, 4]
+    H0 = model.outputs(4)
+    Z = H0 + torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    updates = STRATEGIES.get("spread")().run(model, layers, Z, solver("emmet", alpha=0.0))
+    for u in updates:
+        assert torch.allclose(u.residual, (Z - H0) / 3, atol=1e-12)
+        assert torch.allclose(u.values, (model.W[u.layer] - u.delta) @ u.keys + u.residual)
+    assert float((model.outputs(4) - Z).abs().max()) < 1e-10
+
+
+def test_single_writes_everything_at_the_last_layer(gen):
+    model = ResidualStack(gen)
+    W_before = [w.clone() for w in model.W]
+    Z = model.outputs(3) + 1.0
+    updates = STRATEGIES.get("single")().run(model, [1, 3], Z, solver("emmet", alpha=0.0))
+    assert [u.layer for u in updates] == [3]
+    assert torch.equal(model.W[1], W_before[1])
+    assert float((model.outputs(3) - Z).abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize("objective", ["rome", "emmet", "memit", "alphaedit"])
+@pytest.mark.parametrize("strategy", ["single", "spread"])
+def test_every_pair_moves_outputs_towards_targets(gen, objective, strategy):
+    model = ResidualStack(gen)
+    H0 = model.outputs(3)
+    Z = H0 + torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    hp = {"null_threshold": 2.0} if objective == "alphaedit" else {"mom2_weight": 1.0}
+    STRATEGIES.get(strategy)().run(model, [1, 2, 3], Z, solver(objective, **hp))
+    assert (model.outputs(3) - Z).norm() < 0.5 * (H0 - Z).norm()
+
+
+def test_strategy_registry():
+    assert {"single", "spread"} <= set(STRATEGIES.names())
+    with pytest.raises(UnknownNameError, match="single, spread"):
+        STRATEGIES.get("everywhere")

@@ -1,0 +1,142 @@
+"""The objective solvers against their defining properties (float64, no model)."""
+
+import pytest
+import torch
+
+from editkit.linalg import SingularSystemError
+from editkit.objectives import OBJECTIVES, Preservation
+from editkit.objectives.equality import Equality
+from editkit.objectives.least_squares import LeastSquares
+from editkit.objectives.null_space import NullSpace, null_basis
+from editkit.registry import UnknownNameError
+
+from conftest import random_problem
+
+
+def rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("n", [1, 3, 9])
+def test_equality_alpha0_meets_constraint_exactly(gen, n):
+    W, K, V, C0, _ = random_problem(gen, n=n)
+    dW = Equality(alpha=0.0, mom2_weight=3.0)(K, V - W @ K, Preservation(C0))
+    assert rel((W + dW) @ K, V) < 1e-9
+
+
+def test_equality_n1_is_rome_rank_one(gen):
+    W, K, V, C0, _ = random_problem(gen, n=1)
+    k, r = K[:, 0], (V - W @ K)[:, 0]
+    Cinv_k = torch.linalg.solve(C0, k)
+    rome = torch.outer(r, Cinv_k) / (k @ Cinv_k)
+    for lam in (1.0, 20000.0):  # λ cancels in ROME's formula
+        dW = Equality(alpha=0.0, mom2_weight=lam)(K, V - W @ K, Preservation(C0))
+        assert rel(dW, rome) < 1e-10
+
+
+def test_equality_is_minimum_C0_norm(gen):
+    W, K, V, C0, _ = random_problem(gen, n=3)
+    dW = Equality(alpha=0.0)(K, V - W @ K, Preservation(C0))
+    cost = lambda D: float(torch.trace(D @ C0 @ D.T))
+    # any Δ' with Δ'K = 0: project random matrices onto the left null space of K
+    Pk = torch.eye(K.shape[0], dtype=K.dtype) - K @ torch.linalg.pinv(K)
+    for _ in range(20):
+        other = torch.randn(W.shape, generator=gen, dtype=torch.float64) @ Pk
+        assert float((other @ K).abs().max()) < 1e-10
+        assert cost(dW + 0.1 * other) > cost(dW)
+
+
+def test_equality_large_batch_form_matches_small_form(gen):
+    # n ≥ d_in with α > 0 uses the d_in × d_in form; it must equal the n × n formula.
+    W, K, V, C0, _ = random_problem(gen, d_in=6, n=8)
+    alpha, lam = 0.3, 2.0
+    C = lam * C0
+    D = K.T @ torch.linalg.solve(C, K)
+    expected = (V - W @ K) @ torch.linalg.solve(D + alpha * torch.eye(8, dtype=D.dtype), torch.linalg.solve(C, K).T)
+    dW = Equality(alpha=alpha, mom2_weight=lam)(K, V - W @ K, Preservation(C0))
+    assert rel(dW, expected) < 1e-8
+
+
+def test_equality_duplicate_keys_alpha0_is_a_clear_error(gen):
+    W, K, V, C0, _ = random_problem(gen, n=2)
+    K = torch.cat([K, K[:, :1]], dim=1)
+    V = torch.cat([V, V[:, :1] + 1.0], dim=1)
+    with pytest.raises(SingularSystemError, match="duplicate"):
+        Equality(alpha=0.0)(K, V - W @ K, Preservation(C0))
+    Equality(alpha=0.1)(K, V - W @ K, Preservation(C0))  # the remedy works
+
+
+@pytest.mark.parametrize("n,m", [(3, 0), (3, 4), (14, 0)])
+def test_least_squares_gradient_is_zero(gen, n, m):
+    W, K, V, C0, Kp = random_problem(gen, n=n, m=m)
+    lam = 0.7
+    R = V - W @ K
+    dW = LeastSquares(mom2_weight=lam)(K, R, Preservation(C0, Kp))
+    A = lam * C0 + (Kp @ Kp.T if Kp is not None else 0)
+    # objective tr(ΔW A ΔWᵀ) + ‖ΔW K − R‖²; gradient 2ΔW A + 2(ΔW K − R)Kᵀ
+    grad = dW @ A + (dW @ K - R) @ K.T
+    assert float(grad.norm()) < 1e-9 * float((R @ K.T).norm())
+
+
+def test_least_squares_equals_stacked_lstsq(gen):
+    W, K, V, C0, _ = random_problem(gen, n=4)
+    lam = 2.5
+    R = V - W @ K
+    # ‖ΔW K − R‖² + λ‖ΔW L‖² with C0 = L Lᵀ  ⇔  ΔW [K, √λ L] ≈ [R, 0]
+    L = torch.linalg.cholesky(C0)
+    A = torch.cat([K, lam**0.5 * L], dim=1)  # (d_in, n + d_in)
+    B = torch.cat([R, torch.zeros(R.shape[0], L.shape[1], dtype=R.dtype)], dim=1)
+    expected = torch.linalg.lstsq(A.T, B.T).solution.T
+    dW = LeastSquares(mom2_weight=lam)(K, R, Preservation(C0))
+    assert rel(dW, expected) < 1e-9
+
+
+def test_least_squares_tends_to_equality_as_lambda_vanishes(gen):
+    W, K, V, C0, _ = random_problem(gen, n=3)
+    R = V - W @ K
+    eq = Equality(alpha=0.0)(K, R, Preservation(C0))
+    errs = [rel(LeastSquares(mom2_weight=lam)(K, R, Preservation(C0)), eq) for lam in (1e-2, 1e-4, 1e-6)]
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-4
+
+
+def test_null_space_leaves_preserved_subspace_untouched(gen):
+    W, K, V, C0, Kp = random_problem(gen, d_in=12, n=3, m=2)
+    # give C0 a clear small-eigenvalue subspace of dimension 5
+    evals, evecs = torch.linalg.eigh(C0)
+    evals = torch.cat([torch.full((5,), 1e-6, dtype=evals.dtype), evals[5:]])
+    C0 = evecs @ torch.diag(evals) @ evecs.T
+    pres = Preservation(C0, Kp)
+    U0 = null_basis(pres, 1e-3)
+    assert U0.shape[1] == 5
+    dW = NullSpace(null_threshold=1e-3, beta=0.5)(K, V - W @ K, pres)
+    U_keep = evecs[:, 5:]
+    assert float((dW @ U_keep).abs().max()) < 1e-10 * float(dW.abs().max())
+    # and it is the AlphaEdit formula R Kᵀ P (K Kᵀ P + Kp Kpᵀ P + β I)⁻¹ written directly
+    P = U0 @ U0.T
+    M = K @ K.T @ P + Kp @ Kp.T @ P + 0.5 * torch.eye(12, dtype=P.dtype)
+    expected = torch.linalg.solve(M.T, ((V - W @ K) @ K.T @ P).T).T
+    assert rel(dW, expected) < 1e-9
+
+
+@pytest.mark.parametrize("n", [2, 20])  # n + m < r (small form) and n ≥ r (r × r form)
+def test_null_space_without_preserved_subspace_is_ridge(gen, n):
+    W, K, V, C0, _ = random_problem(gen, d_in=10, n=n)
+    R = V - W @ K
+    dW = NullSpace(null_threshold=2.0, beta=0.3)(K, R, Preservation(C0))  # every direction is "null"
+    ridge = torch.linalg.solve(K @ K.T + 0.3 * torch.eye(10, dtype=K.dtype), K @ R.T).T
+    assert rel(dW, ridge) < 1e-9
+
+
+def test_nan_inputs_are_rejected(gen):
+    W, K, V, C0, _ = random_problem(gen)
+    K[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        Equality()(K, V, Preservation(C0))
+
+
+def test_registry_lists_algorithms_and_rejects_unknown():
+    assert {"rome", "emmet", "memit", "alphaedit"} <= set(OBJECTIVES.names())
+    assert OBJECTIVES.get("rome").one_at_a_time and not OBJECTIVES.get("emmet").one_at_a_time
+    assert OBJECTIVES.get("rome").build().config.alpha == 0.0
+    with pytest.raises(UnknownNameError, match="alphaedit.*emmet.*memit.*rome"):
+        OBJECTIVES.get("grace")
