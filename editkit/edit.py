@@ -1,0 +1,159 @@
+"""An Edit: the exact weight changes an editor made, with everything that explains them.
+
+For each edited layer (in the order they were written) it records
+    K  (d_in, n)   the keys the objective was given
+    R  (d_out, n)  the residuals it was asked to write,  V = W K + R  (d_out, n)
+    ΔW (d_out, d_in) the solution, float64 as computed
+plus the objective, strategy and hyperparameters (the EditorConfig) and the requests.
+
+Like a peft adapter it can be applied, undone exactly and saved alone:
+  * apply: ΔW is checked for NaN/Inf first, the edited weights are backed up, then W ← W + ΔW
+    in the model's dtype (the same routine the editor used, so the result is bit-identical);
+  * undo: the backed-up tensors are copied back — bit-identical in fp32, fp16 and bf16 alike;
+  * save/load: safetensors for tensors, JSON for the rest; no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .architectures import architecture_of, weight_param
+from .distribution import LayerUpdate
+from .keys import add_delta
+from .linalg import check_finite
+
+
+class EditStateError(RuntimeError):
+    pass
+
+
+class Edit:
+    def __init__(self, updates: list[LayerUpdate], config: dict, requests: list[dict], info: dict | None = None):
+        self.updates = updates
+        self.config = config
+        self.requests = requests
+        self.info = info or {}  # target losses, per-update norms, timings …
+        self._model_ref = None
+        self._backup: dict[int, torch.Tensor] = {}
+        self._versions: dict[int, int] = {}
+
+    # ------------------------------------------------------------ state
+    @property
+    def layers(self) -> list[int]:
+        return sorted({u.layer for u in self.updates})
+
+    @property
+    def applied(self) -> bool:
+        return self._model_ref is not None and self._model_ref() is not None
+
+    def _begin(self, model, layers: list[int] | None = None) -> None:
+        """Back up every weight this edit will touch (called before anything is written)."""
+        if self.applied:
+            raise EditStateError("this edit is already applied; undo it first")
+        architecture_of(model)
+        self._backup = {l: weight_param(model, l).detach().clone() for l in (layers or self.layers)}
+        self._model_ref = weakref.ref(model)
+
+    def _seal(self, model) -> None:
+        self._versions = {l: weight_param(model, l)._version for l in self._backup}
+
+    def _restore(self) -> None:
+        model = self._model_ref() if self._model_ref else None
+        if model is not None:
+            with torch.no_grad():
+                for l, w in self._backup.items():
+                    weight_param(model, l).copy_(w)
+        self._model_ref, self._backup, self._versions = None, {}, {}
+
+    # ------------------------------------------------------------ apply / undo
+    def apply(self, model) -> "Edit":
+        """Write this edit into `model` (checked for NaN/Inf and shapes before anything is written)."""
+        for u in self.updates:
+            check_finite(u.delta, f"ΔW of layer {u.layer}")
+            p = weight_param(model, u.layer)
+            shape = tuple(p.shape[::-1]) if architecture_of(model).transposed else tuple(p.shape)
+            if tuple(u.delta.shape) != shape:
+                raise ValueError(f"ΔW of layer {u.layer} is {tuple(u.delta.shape)} but this model's W is {shape}: wrong model")
+        self._begin(model)
+        try:
+            for u in self.updates:
+                add_delta(model, u.layer, u.delta)
+        except BaseException:
+            self._restore()
+            raise
+        self._seal(model)
+        return self
+
+    def undo(self, force: bool = False) -> None:
+        """Restore the weights exactly as they were before this edit."""
+        model = self._model_ref() if self._model_ref else None
+        if model is None:
+            raise EditStateError("this edit is not applied to a live model; nothing to undo")
+        changed = [l for l, v in self._versions.items() if weight_param(model, l)._version != v]
+        if changed and not force:
+            raise EditStateError(
+                f"layers {changed} changed after this edit was applied (a later edit?). Undo later "
+                "edits first (last applied, first undone), or pass force=True to restore anyway."
+            )
+        self._restore()
+
+    # ------------------------------------------------------------ inspection
+    def constraint_errors(self) -> list[dict]:
+        """Per update and request: memorisation error ‖ΔW k − r‖ / ‖v‖ (0 for an exact solve)."""
+        rows = []
+        for j, u in enumerate(self.updates):
+            err = (u.delta @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
+            for i, e in enumerate(err.tolist()):
+                rows.append({"update": j, "layer": u.layer, "request": i, "error": e})
+        return rows
+
+    def report(self) -> str:
+        """A readable table: per update, ‖ΔW‖, its preservation cost, max/mean constraint error."""
+        lines = [
+            f"edit: objective={self.config.get('objective')} strategy={'spread' if self.config.get('distribute') else 'single'} "
+            f"requests={len(self.requests)}",
+            f"{'#':>3} {'layer':>5} {'n':>5} {'|dW|_F':>10} {'|dW|_C0':>10} {'max err':>10} {'mean err':>10}",
+        ]
+        for j, u in enumerate(self.updates):
+            err = (u.delta @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
+            pres = self.info.get("preservation", [None] * len(self.updates))[j]
+            lines.append(
+                f"{j:>3} {u.layer:>5} {u.keys.shape[1]:>5} {float(u.delta.norm()):>10.4g} "
+                f"{(pres if pres is not None else float('nan')):>10.4g} {float(err.max()):>10.3g} {float(err.mean()):>10.3g}"
+            )
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ save / load
+    def save(self, path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {}
+        for j, u in enumerate(self.updates):
+            for name in ("keys", "residual", "values", "delta"):
+                tensors[f"{j}.{name}"] = getattr(u, name).contiguous()
+        save_file(tensors, str(path / "edit.safetensors"))
+        meta = {
+            "format": 1,
+            "layers": [u.layer for u in self.updates],
+            "config": self.config,
+            "requests": self.requests,
+            "info": self.info,
+        }
+        (path / "edit.json").write_text(json.dumps(meta, indent=1, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Edit":
+        path = Path(path)
+        meta = json.loads((path / "edit.json").read_text())
+        t = load_file(str(path / "edit.safetensors"))
+        updates = [
+            LayerUpdate(layer, t[f"{j}.keys"], t[f"{j}.residual"], t[f"{j}.values"], t[f"{j}.delta"])
+            for j, layer in enumerate(meta["layers"])
+        ]
+        return cls(updates, meta["config"], meta["requests"], meta.get("info"))

@@ -1,0 +1,164 @@
+"""The pipeline, top to bottom:
+
+    requests ─► validate (nothing touched yet) ─► key statistics C0 per layer
+             ─► target values Z at the last edited layer (all requests optimised together)
+             ─► strategy.run(model access, layers, Z, solve = objective(K, R, C0, K_p))
+             ─► Edit (applied; undo() restores the weights bit for bit)
+
+`Editor(objective=…, distribute=…)` pairs any registered objective with either strategy.
+An objective registered `one_at_a_time` (ROME) gets the requests one by one, each edit on top of
+the previous. Any failure after the first write restores every weight before the error leaves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import torch
+
+from .architectures import architecture_of, check_layers, num_layers
+from .config import EditorConfig, build_config
+from .context import context_templates
+from .distribution import STRATEGIES
+from .edit import Edit
+from .keys import ModelAccess
+from .models import load_model
+from .objectives import OBJECTIVES, Preservation
+from .requests import EditRequest
+from .stats import layer_stats
+from .targets import compute_targets, frozen
+from .tokens import locate_subject, target_ids
+
+log = logging.getLogger(__name__)
+
+
+def default_layers(model) -> list[int]:
+    """The model's shipped default (config attribute `editkit_layers`), else MEMIT's habit of a
+    short range ending a third of the way up: ⌊n/3⌋−2 … ⌊n/3⌋ clipped to the model."""
+    shipped = getattr(model.config, "editkit_layers", None)
+    if shipped:
+        return list(shipped)
+    n = num_layers(model)
+    top = max(0, min(n - 1, n // 3))
+    return list(range(max(0, top - 2), top + 1))
+
+
+class Editor:
+    """Editor(objective="emmet", distribute=True, layers=[3, 4, 5], alpha=0.1, steps=20, …).
+
+    Keyword arguments go to the group that declares them (see editkit.config); the rest are the
+    objective's hyperparameters, validated by its config class."""
+
+    def __init__(self, objective: str = "emmet", distribute: bool = False, config: EditorConfig | None = None, **kwargs):
+        self.config = config if config is not None else build_config(objective=objective, distribute=distribute, **kwargs)
+        entry = OBJECTIVES.get(self.config.objective)
+        self.objective = entry.build(**self.config.hparams)
+        self.one_at_a_time = entry.one_at_a_time
+        self.strategy = STRATEGIES.get(self.config.strategy)()
+        self._history: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [Edit]
+        self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {layer: Preservation}
+        self._templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [str]
+
+    def __repr__(self) -> str:
+        return f"Editor(objective={self.config.objective!r}, strategy={self.config.strategy!r}, layers={self.config.layers})"
+
+    # ------------------------------------------------------------ public
+    def edit(self, model, tok=None, requests: Iterable[EditRequest | dict] = ()) -> Edit:
+        """Apply `requests` to `model` and return the applied Edit."""
+        if tok is None:
+            model, tok = load_model(model)
+        requests = self.validate(model, tok, requests)
+        layers = self.layers(model)
+        written = layers if self.config.distribute else layers[-1:]
+        pres = self._preservation(model, tok, written)
+        templates = self._context(model, tok)
+        edit = Edit([], self.config.model_dump(mode="json"), [r.model_dump() for r in requests])
+        info = edit.info
+        info.update(target_losses=[], target_steps=[], preservation=[], delta_norm=[], seconds={"targets": 0.0, "distribute": 0.0})
+        edit._begin(model, written)
+        try:
+            with frozen(model):
+                batches = [[r] for r in requests] if self.one_at_a_time else [requests]
+                for batch in batches:
+                    t0 = time.perf_counter()
+                    tg = compute_targets(model, tok, batch, layers[-1], templates, self.config.target, progress=self.config.progress and len(batch) > 1)
+                    t1 = time.perf_counter()
+                    access = ModelAccess(model, tok, batch, templates)
+                    updates = self.strategy.run(access, layers, tg.Z, self._solver(model, pres, edit))
+                    info["seconds"]["targets"] += t1 - t0
+                    info["seconds"]["distribute"] += time.perf_counter() - t1
+                    info["target_losses"] += tg.losses.tolist()
+                    info["target_steps"] += tg.steps.tolist()
+                    edit.updates += updates
+        except BaseException:
+            edit._restore()
+            raise
+        edit._seal(model)
+        self._history.setdefault(model, []).append(edit)
+        log.info("edited %d request(s) at layers %s with %s", len(requests), written, self)
+        return edit
+
+    @contextmanager
+    def applied(self, model, tok, requests) -> Iterator[Edit]:
+        """The edit is applied inside the block and undone on exit, also on exceptions."""
+        edit = self.edit(model, tok, requests)
+        try:
+            yield edit
+        finally:
+            if edit.applied:
+                edit.undo(force=True)
+
+    def layers(self, model) -> list[int]:
+        layers = list(self.config.layers) if self.config.layers is not None else default_layers(model)
+        check_layers(model, layers)
+        return layers
+
+    def validate(self, model, tok, requests) -> list[EditRequest]:
+        """Every check that can fail before a weight is touched."""
+        architecture_of(model)
+        self.layers(model)
+        requests = [r if isinstance(r, EditRequest) else EditRequest(**r) for r in requests]
+        if not requests:
+            raise ValueError("no requests given: pass at least one EditRequest")
+        for r in requests:
+            locate_subject(tok, r.prompt, r.subject)
+            locate_subject(tok, self.config.target.kl_prompt, r.subject)
+            target_ids(tok, r.target_new)
+        return requests
+
+    # ------------------------------------------------------------ internals
+    def _preservation(self, model, tok, layers: list[int]) -> dict[int, Preservation]:
+        cache = self._stats.setdefault(model, {})
+        missing = [l for l in layers if l not in cache]
+        if missing:
+            for l, C0 in layer_stats(model, tok, missing, self.config.stats, self.config.progress).items():
+                cache[l] = Preservation(C0)
+        return cache
+
+    def _context(self, model, tok) -> list[str]:
+        if model not in self._templates:
+            t = self.config.target
+            with frozen(model):
+                self._templates[model] = context_templates(model, tok, t.context, t.n_context, t.context_len, self.config.seed)
+        return self._templates[model]
+
+    def _earlier_keys(self, model, layer: int, current: Edit) -> torch.Tensor | None:
+        if not self.config.keep_edited_keys:
+            return None
+        ks = [u.keys for e in self._history.get(model, []) if e.applied for u in e.updates if u.layer == layer]
+        ks += [u.keys for u in current.updates if u.layer == layer]
+        return torch.cat(ks, dim=1) if ks else None
+
+    def _solver(self, model, pres: dict[int, Preservation], edit: Edit):
+        def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+            p = pres[layer].with_keys(self._earlier_keys(model, layer, edit))
+            dW = self.objective(K, R, p)
+            edit.info["delta_norm"].append(float(dW.norm()))
+            edit.info["preservation"].append(float(torch.trace(dW @ p.C0 @ dW.T).clamp_min(0).sqrt()))
+            return dW
+
+        return solve

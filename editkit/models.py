@@ -1,0 +1,76 @@
+"""Loading a model and its tokenizer: a hub name, a local folder, editkit's own teaching model,
+or an already loaded (model, tokenizer) pair.
+
+    model, tok = load_model("gpt2")              # needs the hub (or its local cache)
+    model, tok = load_model("editkit-teach")     # ships with editkit, no network
+    model, tok = load_model("path/to/folder")
+    model, tok = load_model((model, tok))        # passed through
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+TEACHING_MODEL = "editkit-teach"
+
+
+def resolve(name_or_path: str) -> str:
+    """A shipped model's folder for its short name, else the argument unchanged."""
+    shipped = ASSETS / name_or_path
+    if (shipped / "config.json").exists():
+        return str(shipped)
+    return name_or_path
+
+
+def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: str | None = None, revision: str | None = None):
+    """(model in eval mode, tokenizer)."""
+    if isinstance(name_or_path, tuple):
+        model, tok = name_or_path
+        return model, tok
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(str(name_or_path))
+    kwargs = {"revision": revision} if revision else {}
+    if dtype is not None:
+        kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    log.info("loading %s", path)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    tok = AutoTokenizer.from_pretrained(path, **({"revision": revision} if revision else {}))
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    model._editkit_identity = _hub_identity(str(name_or_path), path, model, revision)
+    return model, tok
+
+
+def _hub_identity(name: str, path: str, model, revision: str | None) -> str | None:
+    """Name + revision for hub models; None (→ weight hash, computed on demand) for local folders."""
+    if Path(path).exists():
+        return None
+    commit = getattr(model.config, "_commit_hash", None) or revision or "main"
+    return f"hub:{name}@{commit}"
+
+
+def model_identity(model) -> str:
+    """A string that changes whenever the model's original weights would: hub name + revision,
+    else a SHA-256 of every parameter and buffer. Computed once and kept on the model, so the
+    identity stays that of the unedited model while edits are applied to it."""
+    ident = getattr(model, "_editkit_identity", None)
+    if ident:
+        return ident
+    h = hashlib.sha256()
+    h.update(model.config.model_type.encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    ident = f"sha256:{h.hexdigest()[:32]}"
+    model._editkit_identity = ident
+    return ident

@@ -1,0 +1,246 @@
+"""Key statistics C0 = E[k kᵀ] (d_in, d_in) per layer, streamed over a text corpus and cached.
+
+    C0 = (1/N) Σ_t k_t k_tᵀ      over N tokens t of the corpus (padding excluded), uncentred
+
+One forward pass collects every requested layer at once and stops after the deepest one. Each
+batch's Kᵀ K is formed in the model's compute dtype and accumulated in float64.
+
+Cache: one safetensors file (C0 as float64 and the token count) plus a JSON sidecar per layer,
+named by a hash of everything that changes the result (model identity, layer, corpus identity,
+token count, max sequence length, dtype). The sidecar also stores the file's SHA-256; a
+corrupt, truncated or mismatched entry is detected, logged, and rebuilt, never used.
+Search order: the model's own folder of shipped statistics (read-only), then the cache directory
+($EDITKIT_CACHE or ~/.cache/editkit, or StatsConfig.cache_dir).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .architectures import architecture_of, module
+from .config import StatsConfig
+from .hooks import hooks, stop_after
+from .keys import device_of
+from .linalg import check_finite
+from .models import model_identity
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("EDITKIT_DATA", REPO.parent / "shared" / "data"))
+
+
+def cache_dir(cfg: StatsConfig) -> Path:
+    if cfg.cache_dir is not None:
+        return Path(cfg.cache_dir)
+    return Path(os.environ.get("EDITKIT_CACHE", Path.home() / ".cache" / "editkit"))
+
+
+# ---------------------------------------------------------------- corpus
+def corpus_path(corpus: str) -> Path | None:
+    if corpus == "wikipedia":
+        return DATA / "wikipedia"
+    p = Path(corpus)
+    return p if p.exists() else None
+
+
+def corpus_identity(corpus: str) -> str:
+    """Local text: the file names and sizes; a `datasets` name: the name itself."""
+    p = corpus_path(corpus)
+    if p is None:
+        return f"datasets:{corpus}"
+    files = sorted(p.rglob("*")) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return f"local:{p.name}:{h.hexdigest()[:16]}"
+
+
+_DOC = re.compile(r"<doc[^>]*>|</doc>")
+
+
+def documents(corpus: str) -> Iterator[str]:
+    """Texts in a fixed order: `<doc …>` blocks of local files (tags stripped), or a dataset's text column."""
+    p = corpus_path(corpus)
+    if p is None:
+        import datasets  # for users with the hub: e.g. "wikitext:wikitext-103-raw-v1"
+
+        name, _, sub = corpus.partition(":")
+        for row in datasets.load_dataset(name, sub or None, split="train", streaming=True):
+            if row.get("text", "").strip():
+                yield row["text"]
+        return
+    files = sorted(f for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file())
+    for f in files:
+        text = f.read_text(encoding="utf-8", errors="replace")
+        for doc in _DOC.split(text):
+            if doc.strip():
+                yield doc.strip()
+
+
+def token_chunks(tok, corpus: str, max_len: int, n_tokens: int) -> Iterator[list[int]]:
+    """Chunks of ≤ max_len tokens (no chunk crosses a document) until n_tokens are given."""
+    given = 0
+    for doc in documents(corpus):
+        ids = tok(doc, add_special_tokens=False)["input_ids"]
+        for s in range(0, len(ids), max_len):
+            chunk = ids[s : s + max_len][: n_tokens - given]
+            if len(chunk) < 2:
+                continue
+            yield chunk
+            given += len(chunk)
+            if given >= n_tokens:
+                return
+
+
+# ---------------------------------------------------------------- collection
+@torch.no_grad()
+def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = True) -> dict[int, torch.Tensor]:
+    """{layer: C0 (d_in, d_in) float64} from one pass over the corpus."""
+    arch = architecture_of(model)
+    projs = {l: module(model, arch.proj, l) for l in layers}
+    deepest = projs[max(layers)]
+    dtype = getattr(torch, cfg.dtype)
+    dev = device_of(model)
+    sums: dict[int, torch.Tensor] = {}
+    count = 0
+    state = {}
+
+    def grab(layer):
+        def fn(_m, inputs, _o):
+            x = inputs[0][state["mask"]].to(dtype)  # (tokens, d_in)
+            xtx = (x.T @ x).to(torch.float64)
+            sums[layer] = sums[layer] + xtx if layer in sums else xtx
+
+        return fn
+
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    bar = tqdm(total=cfg.n_tokens, desc="key statistics", unit="tok", disable=not progress, leave=False)
+    batch: list[list[int]] = []
+    training = model.training
+    model.eval()
+
+    def run(batch):
+        T = max(len(c) for c in batch)
+        ids = torch.full((len(batch), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), T), dtype=torch.bool)
+        for i, c in enumerate(batch):
+            ids[i, : len(c)] = torch.tensor(c)
+            mask[i, : len(c)] = True
+        state["mask"] = mask.to(dev)
+        with hooks(*((p, grab(l)) for l, p in projs.items())), stop_after(deepest):
+            model(input_ids=ids.to(dev), attention_mask=mask.long().to(dev))
+        return int(mask.sum())
+
+    try:
+        for chunk in token_chunks(tok, cfg.corpus, cfg.max_len, cfg.n_tokens):
+            batch.append(chunk)
+            if len(batch) == cfg.batch_size:
+                got = run(batch)
+                count += got
+                bar.update(got)
+                batch = []
+        if batch:
+            count += run(batch)
+    finally:
+        model.train(training)
+        bar.close()
+    if count == 0:
+        raise ValueError(f"the corpus {cfg.corpus!r} gave no tokens; point StatsConfig.corpus at a folder of text")
+    out = {l: (s / count).cpu() for l, s in sums.items()}
+    for l, c in out.items():
+        check_finite(c, f"the key statistics of layer {l}")
+    log.info("collected key statistics for layers %s over %d tokens", layers, count)
+    return out
+
+
+# ---------------------------------------------------------------- cache
+def cache_key(model, layer: int, cfg: StatsConfig) -> dict:
+    return {
+        "model": model_identity(model),
+        "layer": layer,
+        "module": architecture_of(model).proj.format(layer),
+        "corpus": corpus_identity(cfg.corpus),
+        "n_tokens": cfg.n_tokens,
+        "max_len": cfg.max_len,
+        "dtype": cfg.dtype,
+        "format": 1,
+    }
+
+
+def entry_name(key: dict) -> str:
+    return "c0-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_entry(folder: Path, key: dict) -> torch.Tensor | None:
+    """C0 from a cache entry, or None when absent; a bad entry is logged and ignored."""
+    base = folder / entry_name(key)
+    st, js = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    if not st.exists() or not js.exists():
+        return None
+    try:
+        meta = json.loads(js.read_text())
+        if meta.get("key") != key:
+            raise ValueError("its key does not match")
+        if meta.get("sha256") != _sha(st):
+            raise ValueError("its checksum does not match (corrupt or truncated)")
+        C0 = load_file(str(st))["C0"]
+        d = meta["d_in"]
+        if C0.dtype != torch.float64 or tuple(C0.shape) != (d, d):
+            raise ValueError("its tensor has the wrong shape or dtype")
+        check_finite(C0, "cached C0")
+        return C0
+    except Exception as e:  # noqa: BLE001 — any failure means: rebuild
+        log.warning("ignoring cache entry %s: %s; it will be rebuilt", st, e)
+        return None
+
+
+def write_entry(folder: Path, key: dict, C0: torch.Tensor) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / entry_name(key)
+    st, js = base.with_suffix(".safetensors"), base.with_suffix(".json")
+    tmp = st.with_suffix(".tmp")
+    save_file({"C0": C0.to(torch.float64).contiguous()}, str(tmp))
+    os.replace(tmp, st)
+    js.write_text(json.dumps({"key": key, "d_in": C0.shape[0], "sha256": _sha(st)}, indent=1))
+    return st
+
+
+def shipped_dir(model) -> Path | None:
+    path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    p = Path(path) / "stats"
+    return p if path and p.is_dir() else None
+
+
+def layer_stats(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = True) -> dict[int, torch.Tensor]:
+    """{layer: C0} from the shipped folder, the cache, or one collection pass for the missing ones."""
+    out: dict[int, torch.Tensor] = {}
+    keys = {l: cache_key(model, l, cfg) for l in layers}
+    for l in layers:
+        for folder in filter(None, (shipped_dir(model), cache_dir(cfg))):
+            C0 = read_entry(folder, keys[l])
+            if C0 is not None:
+                out[l] = C0
+                break
+    missing = [l for l in layers if l not in out]
+    if missing:
+        fresh = collect(model, tok, missing, cfg, progress)
+        for l in missing:
+            write_entry(cache_dir(cfg), keys[l], fresh[l])
+            out[l] = fresh[l]
+    return out
