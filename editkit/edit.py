@@ -15,6 +15,7 @@ Like a peft adapter it can be applied, undone exactly and saved alone:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import weakref
 from pathlib import Path
@@ -30,6 +31,11 @@ from .linalg import check_finite
 
 class EditStateError(RuntimeError):
     pass
+
+
+def _fingerprint(w: torch.Tensor) -> str:
+    """A digest of a weight's bytes: tells whether anything wrote to it since the edit."""
+    return hashlib.blake2b(w.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes(), digest_size=16).hexdigest()
 
 
 class Edit:
@@ -60,7 +66,7 @@ class Edit:
         self._model_ref = weakref.ref(model)
 
     def _seal(self, model) -> None:
-        self._versions = {l: weight_param(model, l)._version for l in self._backup}
+        self._versions = {l: _fingerprint(weight_param(model, l)) for l in self._backup}
 
     def _restore(self) -> None:
         model = self._model_ref() if self._model_ref else None
@@ -94,7 +100,7 @@ class Edit:
         model = self._model_ref() if self._model_ref else None
         if model is None:
             raise EditStateError("this edit is not applied to a live model; nothing to undo")
-        changed = [l for l, v in self._versions.items() if weight_param(model, l)._version != v]
+        changed = [l for l, v in self._versions.items() if _fingerprint(weight_param(model, l)) != v]
         if changed and not force:
             raise EditStateError(
                 f"layers {changed} changed after this edit was applied (a later edit?). Undo later "

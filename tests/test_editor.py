@@ -1,0 +1,262 @@
+"""The Editor end to end on tiny random models: constraints, undo, save/load, bad input."""
+
+import json
+
+import pytest
+import torch
+
+import editkit.stats as stats_mod
+from editkit import Edit, EditRequest, Editor
+from editkit.architectures import read_weight
+from editkit.edit import EditStateError
+from editkit.linalg import SingularSystemError
+from editkit.tokens import SubjectNotFoundError
+
+from models import same, snapshot, tiny, tokenizer
+
+REQS = [
+    EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),
+    EditRequest(prompt="The capital of {} is", subject="France", target_new="Rome", target_true="Paris"),
+    EditRequest(prompt="{}, which is located in", subject="Autonomous University of Madrid", target_new="Sweden"),
+]
+FAST = dict(steps=4, n_context=2, context_len=4, n_tokens=1500, max_len=64, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tokenizer()
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return dict(cache_dir=str(tmp_path / "cache"))
+
+
+def editor(cache, **kw):
+    return Editor(**{**FAST, **cache, **kw})
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gptj", "gpt_neox", "llama"])
+def test_emmet_alpha0_single_layer_meets_constraint(family, tok, cache):
+    model = tiny(family)
+    before = snapshot(model)
+    edit = editor(cache, objective="emmet", alpha=0.0, layers=[2]).edit(model, tok, REQS)
+    (u,) = edit.updates
+    W = read_weight(model, 2).detach().double()
+    err = (W @ u.keys - u.values).norm(dim=0) / u.values.norm(dim=0)
+    assert float(err.max()) < 1e-5
+    assert not same(before, snapshot(model))
+    edit.undo()
+    assert same(before, snapshot(model))
+
+
+def test_edit_raises_target_probability(tok, cache):
+    from editkit.scoring import target_logprob
+
+    model = tiny("gpt2")
+    prompts = [r.text for r in REQS]
+    targets = [r.target_new for r in REQS]
+    lp0 = target_logprob(model, tok, prompts, targets)
+    with editor(cache, objective="emmet", alpha=0.0, layers=[2], steps=15).applied(model, tok, REQS):
+        lp1 = target_logprob(model, tok, prompts, targets)
+    assert (lp1 > lp0).all()
+    assert torch.allclose(target_logprob(model, tok, prompts, targets), lp0)
+
+
+@pytest.mark.parametrize("objective", ["rome", "emmet", "memit", "alphaedit"])
+@pytest.mark.parametrize("distribute", [False, True])
+def test_every_pair_runs_and_undoes_bit_exactly(objective, distribute, tok, cache):
+    model = tiny("gpt2")
+    before = snapshot(model)
+    hp = {"null_threshold": 0.5} if objective == "alphaedit" else {}
+    edit = editor(cache, objective=objective, distribute=distribute, layers=[1, 2], **hp).edit(model, tok, REQS[:2])
+    assert edit.layers == ([1, 2] if distribute else [2])
+    n_updates = (2 if objective == "rome" else 1) * (2 if distribute else 1)
+    assert len(edit.updates) == n_updates
+    assert not same(before, snapshot(model))
+    edit.undo()
+    assert same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_undo_is_bit_exact_in_half_precision(dtype, tok, cache):
+    model = tiny("gpt2").to(dtype)
+    before = snapshot(model)
+    edit = editor(cache, objective="memit", distribute=True, layers=[1, 2]).edit(model, tok, REQS)
+    assert not same(before, snapshot(model))
+    edit.undo()
+    assert same(before, snapshot(model))
+
+
+def test_applied_context_undoes_on_exception(tok, cache):
+    model = tiny("gpt2")
+    before = snapshot(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with editor(cache, layers=[2]).applied(model, tok, REQS):
+            assert not same(before, snapshot(model))
+            raise RuntimeError("boom")
+    assert same(before, snapshot(model))
+
+
+def test_save_load_apply_gives_identical_weights(tok, cache, tmp_path):
+    model = tiny("gpt2")
+    edit = editor(cache, objective="emmet", distribute=True, layers=[1, 2]).edit(model, tok, REQS)
+    edited = snapshot(model)
+    edit.save(tmp_path / "e")
+    assert json.loads((tmp_path / "e" / "edit.json").read_text())["config"]["objective"] == "emmet"
+    edit.undo()
+    other = tiny("gpt2")
+    Edit.load(tmp_path / "e").apply(other)
+    assert same(edited, snapshot(other))
+    loaded = Edit.load(tmp_path / "e")
+    for a, b in zip(edit.updates, loaded.updates):
+        assert torch.equal(a.delta, b.delta) and torch.equal(a.keys, b.keys) and a.delta.dtype == torch.float64
+
+
+def test_out_of_order_undo_is_refused(tok, cache):
+    model = tiny("gpt2")
+    before = snapshot(model)
+    ed = editor(cache, objective="memit", layers=[2])
+    first = ed.edit(model, tok, REQS[:1])
+    second = ed.edit(model, tok, REQS[1:2])
+    with pytest.raises(EditStateError, match="Undo later edits first"):
+        first.undo()
+    second.undo()
+    first.undo()
+    assert same(before, snapshot(model))
+
+
+def test_sequential_edits_preserve_earlier_keys(tok, cache):
+    """MEMIT's K_p: with earlier keys preserved, a second edit disturbs the first edit's values less."""
+    drift = {}
+    for keep in (True, False):
+        model = tiny("gpt2")
+        ed = editor(cache, objective="memit", layers=[2], keep_edited_keys=keep, mom2_weight=1.0)
+        first = ed.edit(model, tok, REQS[:1])
+        second = ed.edit(model, tok, REQS[1:])
+        k1 = first.updates[0].keys
+        drift[keep] = float((second.updates[0].delta @ k1).norm())
+    assert drift[True] < 0.5 * drift[False]
+
+
+def test_stats_cache_is_reused_and_rebuilt_after_corruption(tok, cache, monkeypatch):
+    calls = []
+    real = stats_mod.collect
+    monkeypatch.setattr(stats_mod, "collect", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = tiny("gpt2")
+    editor(cache, layers=[2]).edit(model, tok, REQS[:1]).undo()
+    editor(cache, layers=[2]).edit(model, tok, REQS[:1]).undo()
+    assert len(calls) == 1
+    (entry,) = list((stats_mod.Path(cache["cache_dir"])).glob("*.safetensors"))
+    entry.write_bytes(entry.read_bytes()[:-100])  # truncate
+    editor(cache, layers=[2]).edit(model, tok, REQS[:1]).undo()
+    assert len(calls) == 2
+    meta = entry.with_suffix(".json")
+    key = json.loads(meta.read_text())
+    key["key"]["n_tokens"] = 7  # mismatched key in the sidecar
+    meta.write_text(json.dumps(key))
+    editor(cache, layers=[2]).edit(model, tok, REQS[:1]).undo()
+    assert len(calls) == 3
+
+
+def test_stats_key_changes_with_what_changes_the_result(tok, cache):
+    model = tiny("gpt2")
+    cfg = Editor(**FAST, **cache).config.stats
+    base = stats_mod.cache_key(model, 2, cfg)
+    for change in (dict(n_tokens=999), dict(max_len=32), dict(dtype="float64")):
+        assert stats_mod.entry_name(stats_mod.cache_key(model, 2, cfg.model_copy(update=change))) != stats_mod.entry_name(base)
+    assert stats_mod.cache_key(tiny("gpt2", seed=1), 2, cfg)["model"] != base["model"]
+    assert stats_mod.cache_key(model, 1, cfg) != base
+
+
+# ---------------------------------------------------------------- bad input leaves the model untouched
+def bad(model, tok, cache, requests, exc, match, **kw):
+    before = snapshot(model)
+    with pytest.raises(exc, match=match):
+        editor(cache, **kw).edit(model, tok, requests)
+    assert same(before, snapshot(model))
+
+
+def test_subject_missing_from_prompt(tok, cache):
+    with pytest.raises(ValueError, match="does not occur in prompt"):
+        EditRequest(prompt="The capital is", subject="France", target_new="Rome")
+
+
+def test_subject_lost_by_tokenisation(tok, cache):
+    class Dropping:  # a tokenizer that silently drops the subject's characters (unknown script)
+        def __init__(self, t):
+            self.t = t
+
+        def __getattr__(self, name):
+            return getattr(self.t, name)
+
+        def __call__(self, text, **kw):
+            out = self.t(text, **{**kw, "return_offsets_mapping": True})
+            s = text.find("France")
+            keep = [i for i, (a, b) in enumerate(out["offset_mapping"]) if s < 0 or b <= s or a >= s + 6]
+            res = {k: [v[i] for i in keep] for k, v in out.items()}
+            if not kw.get("return_offsets_mapping"):
+                res.pop("offset_mapping")
+            return res
+
+    bad(tiny(), Dropping(tok), cache, REQS[1:2], SubjectNotFoundError, "after tokenisation", layers=[2])
+
+
+def test_empty_target_and_target_without_tokens(tok, cache):
+    with pytest.raises(ValueError, match="target_new is empty"):
+        EditRequest(prompt="{} is", subject="France", target_new="  ")
+
+    class Empty:
+        def __init__(self, t):
+            self.t = t
+
+        def __getattr__(self, name):
+            return getattr(self.t, name)
+
+        def __call__(self, text, **kw):
+            out = self.t(text, **kw)
+            if text.strip() == "Rome":
+                out = {k: [] for k in out}
+            return out
+
+    bad(tiny(), Empty(tok), cache, REQS[1:2], ValueError, "tokenises to nothing", layers=[2])
+
+
+def test_layers_out_of_range(tok, cache):
+    bad(tiny(), tok, cache, REQS, ValueError, "out of range: this model has 4 layers", layers=[2, 7])
+
+
+def test_unknown_objective_and_hyperparameter():
+    with pytest.raises(ValueError, match="known objectives: alphaedit, emmet, memit, rome"):
+        Editor(objective="grace")
+    with pytest.raises(ValueError, match="no setting"):
+        Editor(objective="memit", alpha=0.1)
+
+
+def test_singular_batch_with_alpha0(tok, cache):
+    bad(tiny(), tok, cache, [REQS[0], REQS[0]], SingularSystemError, "duplicate", objective="emmet", alpha=0.0, layers=[2])
+
+
+def test_nan_statistics_midway_through_spread_restore_everything(tok, cache):
+    model = tiny()
+    ed = editor(cache, objective="memit", distribute=True, layers=[1, 2])
+    ed._preservation(model, tok, [1, 2])
+    ed._stats[model][2].C0[0, 0] = float("nan")  # layer 1 is written before layer 2 fails
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="NaN"):
+        ed.edit(model, tok, REQS)
+    assert same(before, snapshot(model))
+
+
+def test_nan_keys(tok, cache):
+    model = tiny()
+    with torch.no_grad():
+        model.transformer.h[0].mlp.c_fc.bias[0] = float("nan")
+    bad(model, tok, cache, REQS, ValueError, "NaN", layers=[2], n_tokens=200)
+
+
+def test_unknown_architecture(tok, cache):
+    from transformers import BertConfig, BertLMHeadModel
+
+    model = BertLMHeadModel(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64, is_decoder=True))
+    bad(model, tok, cache, REQS, ValueError, "Add one entry", layers=[1])
