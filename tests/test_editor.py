@@ -51,16 +51,23 @@ def test_emmet_alpha0_single_layer_meets_constraint(family, tok, cache):
 
 
 def test_edit_raises_target_probability(tok, cache):
+    """In a random model attention does not carry the subject to the last token, so the prompts
+    end with the subject: δ then acts on the predicting position directly; and a random model's
+    residual stream is so small that the ‖δ‖²/‖h‖² and KL terms would dominate, so they are off.
+    (The teaching-model tests check efficacy with the default loss on prompts of the usual shape.)"""
     from editkit.scoring import target_logprob
 
     model = tiny("gpt2")
-    prompts = [r.text for r in REQS]
-    targets = [r.target_new for r in REQS]
+    reqs = [
+        EditRequest(prompt="The sport played by {}", subject="Michael Jordan", target_new="baseball"),
+        EditRequest(prompt="The city that is the capital of {}", subject="France", target_new="Rome"),
+    ]
+    prompts, targets = [r.text for r in reqs], [r.target_new for r in reqs]
     lp0 = target_logprob(model, tok, prompts, targets)
-    with editor(cache, objective="emmet", alpha=0.0, layers=[2], steps=15).applied(model, tok, REQS):
+    with editor(cache, objective="emmet", alpha=0.0, layers=[2], steps=15, lr=0.1, weight_decay=0.0, kl_factor=0.0).applied(model, tok, reqs):
         lp1 = target_logprob(model, tok, prompts, targets)
-    assert (lp1 > lp0).all()
-    assert torch.allclose(target_logprob(model, tok, prompts, targets), lp0)
+    assert (lp1 > lp0 + 0.05).all()
+    assert torch.equal(target_logprob(model, tok, prompts, targets), lp0)
 
 
 @pytest.mark.parametrize("objective", ["rome", "emmet", "memit", "alphaedit"])
