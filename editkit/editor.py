@@ -12,10 +12,12 @@ the previous. Any failure after the first write restores every weight before the
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import weakref
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
@@ -26,7 +28,7 @@ from .context import context_templates
 from .distribution import STRATEGIES
 from .edit import Edit
 from .keys import ModelAccess
-from .models import load_model
+from .models import load_model, resolve
 from .objectives import OBJECTIVES, Preservation
 from .requests import EditRequest
 from .stats import layer_stats
@@ -34,6 +36,8 @@ from .targets import compute_targets, frozen
 from .tokens import locate_subject, target_ids
 
 log = logging.getLogger(__name__)
+
+HPARAMS = "hparams.json"
 
 
 def default_layers(model) -> list[int]:
@@ -62,6 +66,23 @@ class Editor:
         self._history: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [Edit]
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {layer: Preservation}
         self._templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [str]
+
+    @classmethod
+    def for_model(cls, model_or_path, objective: str = "emmet", distribute: bool = False, **overrides) -> "Editor":
+        """An Editor with the hyperparameters a model ships in `hparams.json` beside its weights
+        (layers; target and statistics settings; per-objective λ, α, …), the way ROME/MEMIT ship
+        hparams per model. Keyword arguments override them."""
+        folder = Path(getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or resolve(str(model_or_path)))
+        path = folder / HPARAMS
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: this model ships no default hyperparameters; pass them to Editor(...)")
+        hp = json.loads(path.read_text())
+        kwargs = {"layers": hp.get("layers"), **hp.get("target", {}), **hp.get("stats", {})}
+        pair = f"{objective}+{'spread' if distribute else 'single'}"
+        for key in (objective, pair):  # per objective, then per objective × strategy
+            kwargs.update(hp.get("objectives", {}).get(key, {}))
+        kwargs.update(overrides)
+        return cls(objective=objective, distribute=distribute, **kwargs)
 
     def __repr__(self) -> str:
         return f"Editor(objective={self.config.objective!r}, strategy={self.config.strategy!r}, layers={self.config.layers})"
