@@ -1,0 +1,65 @@
+"""EditRequest constructors, subject location, and deterministic context templates."""
+
+import json
+
+import pytest
+
+from editkit import EditRequest
+from editkit.context import context_templates
+from editkit.tokens import locate_subject
+
+from models import DATA, tiny, tokenizer
+
+
+def test_prompt_with_subject_written_out_becomes_a_template():
+    r = EditRequest(prompt="Michael Jordan plays the sport of", subject="Michael Jordan", target_new="baseball")
+    assert r.prompt == "{} plays the sport of" and r.text == "Michael Jordan plays the sport of"
+
+
+def test_counterfact_flat_record():
+    rec = json.loads((DATA / "counterfact" / "counterfact-train.json").read_text())[1]
+    r = EditRequest.from_counterfact(rec)
+    assert r.subject in r.text and "{}" in r.prompt
+    assert r.target_new == rec["target_new"] and r.target_true == rec["ground_truth"]
+    assert r.paraphrase_prompts == [rec["rephrase_prompt"]] and r.neighborhood_answer == rec["locality_ground_truth"]
+
+
+def test_counterfact_rome_format_record():
+    rec = {
+        "case_id": 0,
+        "requested_rewrite": {
+            "prompt": "The mother tongue of {} is",
+            "subject": "Danielle Darrieux",
+            "target_new": {"str": "English", "id": "Q1860"},
+            "target_true": {"str": "French", "id": "Q150"},
+        },
+        "paraphrase_prompts": ["Shayna does this and Yossel goes still. Danielle Darrieux is a native speaker of"],
+        "neighborhood_prompts": ["The mother tongue of Léon Blum is"],
+    }
+    r = EditRequest.from_counterfact(rec)
+    assert (r.prompt, r.subject, r.target_new, r.target_true) == ("The mother tongue of {} is", "Danielle Darrieux", "English", "French")
+    assert len(r.paraphrase_prompts) == 1 and len(r.neighborhood_prompts) == 1
+
+
+def test_zsre_record():
+    rec = json.loads((DATA / "zsre" / "zsre_mend_train-1k.json").read_text())[0]
+    r = EditRequest.from_zsre(rec)
+    assert r.text == rec["src"] and r.target_new == rec["alt"] and r.neighborhood_answer == rec["loc_ans"]
+
+
+def test_subject_last_token_survives_bpe_merges():
+    tok = tokenizer()
+    text, first, last = locate_subject(tok, "{}'s sport is", "Michael Jordan")
+    ids = tok(text)["input_ids"]
+    assert tok.decode(ids[first : last + 1]).strip() == "Michael Jordan"
+
+
+def test_generated_context_is_deterministic_under_seed():
+    model, tok = tiny(), tokenizer()
+    a = context_templates(model, tok, "generated", 3, 5, seed=1)
+    assert a == context_templates(model, tok, "generated", 3, 5, seed=1)
+    assert a != context_templates(model, tok, "generated", 3, 5, seed=2)
+    assert a[0] == "{}" and all(t.endswith("{}") for t in a) and len(a) == 4
+    assert context_templates(model, tok, "none", 3, 5, seed=1) == ["{}"]
+    with pytest.raises(ValueError, match="unknown context kind"):
+        context_templates(model, tok, "random", 3, 5, seed=1)
