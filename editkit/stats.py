@@ -93,7 +93,7 @@ def token_chunks(tok, corpus: str, max_len: int, n_tokens: int) -> Iterator[list
     """Chunks of ≤ max_len tokens (no chunk crosses a document) until n_tokens are given."""
     given = 0
     for doc in documents(corpus):
-        ids = tok(doc, add_special_tokens=False)["input_ids"]
+        ids = tok(doc, add_special_tokens=False, verbose=False)["input_ids"]
         for s in range(0, len(ids), max_len):
             chunk = ids[s : s + max_len][: n_tokens - given]
             if len(chunk) < 2:
@@ -201,23 +201,26 @@ def read_entry(folder: Path, key: dict) -> torch.Tensor | None:
             raise ValueError("its checksum does not match (corrupt or truncated)")
         C0 = load_file(str(st))["C0"]
         d = meta["d_in"]
-        if C0.dtype != torch.float64 or tuple(C0.shape) != (d, d):
+        if str(C0.dtype) != meta.get("stored_as", "torch.float64") or tuple(C0.shape) != (d, d):
             raise ValueError("its tensor has the wrong shape or dtype")
         check_finite(C0, "cached C0")
-        return C0
+        return C0.to(torch.float64)
     except Exception as e:  # noqa: BLE001 — any failure means: rebuild
         log.warning("ignoring cache entry %s: %s; it will be rebuilt", st, e)
         return None
 
 
-def write_entry(folder: Path, key: dict, C0: torch.Tensor) -> Path:
+def write_entry(folder: Path, key: dict, C0: torch.Tensor, dtype: torch.dtype = torch.float64) -> Path:
+    """Write one entry. `dtype` is the storage dtype (float64 in the cache; shipped statistics may
+    be stored as float32 to stay small — they are read back as float64 either way)."""
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / entry_name(key)
     st, js = base.with_suffix(".safetensors"), base.with_suffix(".json")
     tmp = st.with_suffix(".tmp")
-    save_file({"C0": C0.to(torch.float64).contiguous()}, str(tmp))
+    save_file({"C0": C0.to(dtype).contiguous()}, str(tmp))
     os.replace(tmp, st)
-    js.write_text(json.dumps({"key": key, "d_in": C0.shape[0], "sha256": _sha(st)}, indent=1))
+    meta = {"key": key, "d_in": C0.shape[0], "stored_as": str(dtype), "sha256": _sha(st)}
+    js.write_text(json.dumps(meta, indent=1))
     return st
 
 
