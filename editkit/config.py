@@ -29,6 +29,7 @@ class TargetConfig(_Strict):
     weight_decay: float = Field(0.5, ge=0)  # weight of ‖δ‖² / ‖h‖²
     early_stop: float = Field(5e-2, ge=0)  # stop once the NLL term falls below this
     serial: bool = False  # optimise requests one at a time (reference behaviour) instead of together
+    path: Literal["fast", "full"] = "fast"  # "fast": blocks ≤ L once, then only blocks > L where δ reaches; "full": whole model every step
     context: Literal["generated", "fixed", "none"] = "generated"  # prefixes for keys and targets
     n_context: int = Field(5, ge=0)  # number of prefixes (besides the empty one)
     context_len: int = Field(10, ge=1)  # tokens per generated prefix

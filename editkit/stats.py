@@ -105,6 +105,32 @@ def token_chunks(tok, corpus: str, max_len: int, n_tokens: int) -> Iterator[list
 
 
 # ---------------------------------------------------------------- collection
+GRAM_BLOCK = 768  # Xᵀ X is formed in (GRAM_BLOCK × GRAM_BLOCK) tiles, upper triangle only
+
+
+def _tiles(d: int) -> list[slice]:
+    return [slice(s, min(s + GRAM_BLOCK, d)) for s in range(0, d, GRAM_BLOCK)]
+
+
+def _add_gram(acc: torch.Tensor, x: torch.Tensor) -> None:
+    """acc (d, d) float64 += Xᵀ X for x (tokens, d), upper-triangular tiles only: Xᵀ X is
+    symmetric, so the lower tiles are copies (`_symmetrize`, once at the end); with 4 tiles a
+    side this is 10 of 16 tile products."""
+    tiles = _tiles(x.shape[1])
+    for i, a in enumerate(tiles):
+        xa = x[:, a]
+        for b in tiles[i:]:
+            acc[a, b] += (xa.T @ x[:, b]).to(torch.float64)
+
+
+def _symmetrize(acc: torch.Tensor) -> torch.Tensor:
+    tiles = _tiles(acc.shape[0])
+    for i, a in enumerate(tiles):
+        for b in tiles[i + 1 :]:
+            acc[b, a] = acc[a, b].T
+    return acc
+
+
 @torch.no_grad()
 def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = True) -> dict[int, torch.Tensor]:
     """{layer: C0 (d_in, d_in) float64} from one pass over the corpus."""
@@ -120,8 +146,9 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
     def grab(layer):
         def fn(_m, inputs, _o):
             x = inputs[0][state["mask"]].to(dtype)  # (tokens, d_in)
-            xtx = (x.T @ x).to(torch.float64)
-            sums[layer] = sums[layer] + xtx if layer in sums else xtx
+            if layer not in sums:
+                sums[layer] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
+            _add_gram(sums[layer], x)
 
         return fn
 
@@ -158,7 +185,7 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
         bar.close()
     if count == 0:
         raise ValueError(f"the corpus {cfg.corpus!r} gave no tokens; point StatsConfig.corpus at a folder of text")
-    out = {l: (s / count).cpu() for l, s in sums.items()}
+    out = {l: (_symmetrize(s) / count).cpu() for l, s in sums.items()}
     for l, c in out.items():
         check_finite(c, f"the key statistics of layer {l}")
     log.info("collected key statistics for layers %s over %d tokens", layers, count)

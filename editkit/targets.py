@@ -9,10 +9,22 @@ one of its sequences, and optimised with Adam:
     after each step ‖δ_i‖ ≤ clamp_factor · ‖h_i‖;  request i stops once loss_i < early_stop
     target z_i = h_i + δ_i      (d,)     h_i: block L output at the subject's last token, plain prompt
 
-All requests of a batch are optimised together: one padded forward/backward per step for the
-whole batch. The losses are separable and Adam acts element-wise, so this gives the same δ as
-optimising each request alone (`serial=True`, the reference behaviour, kept for comparison).
+All requests of a chunk are optimised together. The losses are separable and Adam acts
+element-wise, so this gives the same δ as optimising each request alone (`serial=True`).
 Logits are computed only where the loss reads them (target tokens, the KL position).
+
+How a step runs the model (`TargetConfig.path`; both give the same δ up to float rounding):
+
+  "full"  the whole model on the padded batch, δ added by a hook on block L's output.
+  "fast"  δ changes the network only *above* block L and only *at or after* each row's subject
+          token. So once per chunk, without gradient, we keep
+              h_L  (G, W, d)        block L's output from the group's first subject token s0 on
+              K/V of blocks > L     at positions < s0 (the attention cache of the upper blocks)
+          and each step runs blocks L+1 … end on positions ≥ s0 only. It is the model's own
+          forward (its masks, position ids, rotary embeddings), with blocks 0..L swapped for
+          stand-ins that hand back h_L + δ, and the stored K/V passed as `past_key_values`.
+          Rows are sorted by (subject position, length) and cut into groups so that little is
+          computed twice or on padding.
 """
 
 from __future__ import annotations
@@ -20,9 +32,10 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from .architectures import architecture_of, module
@@ -93,6 +106,23 @@ def frozen(model):
         model.train(training)
 
 
+@contextmanager
+def swapped(model: nn.Module, stand_ins: dict[str, nn.Module]) -> Iterator[None]:
+    """The submodule at each dotted path ("transformer.h.3", "model.layers.7.mlp") is replaced by
+    its stand-in inside the block; the originals are put back in `finally`, also on exceptions."""
+    done: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        for path, new in stand_ins.items():
+            parent_path, _, name = path.rpartition(".")
+            parent = model.get_submodule(parent_path)
+            done.append((parent, name, getattr(parent, name)))
+            setattr(parent, name, new)
+        yield
+    finally:
+        for parent, name, original in reversed(done):
+            setattr(parent, name, original)
+
+
 def compute_targets(model, tok, requests: list[EditRequest], layer: int, templates: list[str], cfg: TargetConfig, *, chunk: int = 64, progress: bool = True) -> Targets:
     """Targets for all requests at the output of block `layer` (batched, or serial if cfg.serial)."""
     size = 1 if cfg.serial else chunk
@@ -106,62 +136,355 @@ def compute_targets(model, tok, requests: list[EditRequest], layer: int, templat
     return Targets(*(torch.cat([getattr(p, f) for p in parts], dim=-1) for f in ("Z", "H", "losses", "steps")))
 
 
-def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targets:
-    dev = device_of(model)
-    rows = _rows(tok, requests, templates, cfg.kl_prompt)
-    n, B = len(requests), len(rows.ids)
-    T = max(len(x) for x in rows.ids)
+# ---------------------------------------------------------------- the padded batch and its reads
+@dataclass
+class _Batch:
+    """All rows of a chunk, right-padded, and the P points whose logits the loss reads:
+    first every target token (n_tok of them), then the last token of each request's KL row (n)."""
+
+    ids: torch.Tensor  # (B, T) long
+    mask: torch.Tensor  # (B, T) long
+    lens: list[int]  # (B,) real length of each row
+    subj: torch.Tensor  # (B,) where δ is added
+    owner: torch.Tensor  # (B,) request of each row
+    plain_row: torch.Tensor  # (n,) each request's row without context
+    read_b: torch.Tensor  # (P,) row of each read point
+    read_t: torch.Tensor  # (P,) position of each read point
+    y: torch.Tensor  # (n_tok,) target token read at each of the first n_tok points
+    weight: torch.Tensor  # (n_tok,) NLL weight: 1 / (tokens in the row · rows of the request)
+
+
+def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
+    B, T = len(rows.ids), max(len(x) for x in rows.ids)
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
     ids = torch.full((B, T), pad, dtype=torch.long)
     mask = torch.zeros((B, T), dtype=torch.long)
     for b, x in enumerate(rows.ids):
         ids[b, : len(x)] = torch.tensor(x)
         mask[b, : len(x)] = 1
-    ids, mask = ids.to(dev), mask.to(dev)
-    brow = torch.arange(B, device=dev)
-    subj = torch.tensor(rows.subj, device=dev)
-    owner = torch.tensor(rows.owner, device=dev)
-    # positions whose logits the loss reads: every target token, and the last token of KL rows
-    read_b, read_t, read_y = [], [], []
+    read_b, read_t, y = [], [], []
     for b in range(B):
         read_b += [b] * len(rows.tgt_pos[b])
         read_t += rows.tgt_pos[b]
-        read_y += rows.tgt_ids[b]
-    kl_rows = torch.tensor(rows.kl_row, device=dev)
-    kl_pos = mask[kl_rows].sum(1) - 1
-    read_b, read_t, read_y = (torch.tensor(v, device=dev, dtype=torch.long) for v in (read_b, read_t, read_y))
-    tok_owner = owner[read_b]
+        y += rows.tgt_ids[b]
+    read_b += rows.kl_row
+    read_t += [len(rows.ids[b]) - 1 for b in rows.kl_row]
+    owner = torch.tensor(rows.owner)
+    tb = torch.tensor(read_b[: len(y)], dtype=torch.long)
     # NLL normalisation: mean over tokens within a row, then mean over the request's rows
-    row_len = torch.tensor([max(len(t), 1) for t in rows.tgt_ids], device=dev, dtype=torch.float32)
-    rows_per_req = torch.bincount(owner[read_b.unique()], minlength=n).float()
-    tok_weight = 1.0 / (row_len[read_b] * rows_per_req[tok_owner])
+    row_len = torch.tensor([max(len(t), 1) for t in rows.tgt_ids], dtype=torch.float32)
+    rows_per_req = torch.bincount(owner[tb.unique()], minlength=n).float()
+    weight = 1.0 / (row_len[tb] * rows_per_req[owner[tb]])
+    as_long = lambda v: torch.tensor(v, dtype=torch.long, device=dev)  # noqa: E731
+    return _Batch(
+        ids.to(dev), mask.to(dev), [len(x) for x in rows.ids], as_long(rows.subj), owner.to(dev),
+        as_long(rows.plain_row), as_long(read_b), as_long(read_t), as_long(y), weight.to(dev),
+    )
 
-    arch = architecture_of(model)
-    block = module(model, arch.blocks)[layer]
-    base, head = model.base_model, model.get_output_embeddings()
+
+# ---------------------------------------------------------------- the two ways to run a step
+class _FullPass:
+    """Every step: the whole model on the whole batch, δ added by a hook on block L."""
+
+    def __init__(self, model, layer: int, b: _Batch):
+        self.base, self.b = model.base_model, b
+        self.block = module(model, architecture_of(model).blocks)[layer]
+        self.rows = torch.arange(b.ids.shape[0], device=b.ids.device)
+        self.h0: torch.Tensor | None = None  # (n, d) block L output at the plain rows' subject, set by the first call
+
+    @contextmanager
+    def ready(self) -> Iterator[None]:
+        yield
+
+    def __call__(self, delta: torch.Tensor) -> torch.Tensor:
+        """(P, d) final hidden states at the read points with δ (n, d) added."""
+        b = self.b
+
+        def add_delta(_m, _i, output):
+            h = hidden_of(output)  # (B, T, d)
+            if self.h0 is None:
+                self.h0 = h[b.plain_row, b.subj[b.plain_row]].detach().float()
+            new = h.index_put((self.rows, b.subj), delta[b.owner].to(h.dtype), accumulate=True)
+            return replace_hidden(output, new)
+
+        with hooks((self.block, add_delta)):
+            hid = self.base(input_ids=b.ids, attention_mask=b.mask).last_hidden_state  # (B, T, d)
+        return hid[b.read_b, b.read_t]
+
+
+class _Unsupported(RuntimeError):
+    pass
+
+
+class _StandIn(nn.Module):
+    """Takes the place of block i ≤ L during the fast path: returns `give(hidden_in)`.
+    Attributes the model's loop may read from a block (e.g. `attention_type`) come from the original."""
+
+    def __init__(self, original: nn.Module, give: Callable[[torch.Tensor], object]):
+        super().__init__()
+        self.__dict__["_original"] = original  # a plain attribute, not a submodule
+        self.__dict__["_give"] = give
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return self._give(hidden_states)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.__dict__["_original"], name)
+
+
+class _AtReads(nn.Module):
+    """The top block's MLP, run only at the positions the loss reads. Its output elsewhere is 0:
+    after the top block only the (position-wise) final norm and the head follow, and they are
+    read at those positions only."""
+
+    def __init__(self, mlp: nn.Module, where: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
+        super().__init__()
+        self.__dict__["_mlp"] = mlp
+        self.__dict__["_where"] = where
+
+    def forward(self, x, *args, **kwargs):
+        r, t = self._where()  # (p,), (p,)
+        y = self._mlp(x[r, t], *args, **kwargs)  # (p, d)
+        return y.new_zeros(x.shape[:-1] + y.shape[-1:]).index_put((r, t), y)
+
+
+@dataclass
+class _Group:
+    """Rows that share one split point s0 (≤ every row's subject position)."""
+
+    rows: torch.Tensor  # (G,) batch rows
+    s0: int
+    ids: torch.Tensor  # (G, W) tokens at positions s0 … s0+W−1
+    mask: torch.Tensor  # (G, s0+W) attention mask over prefix and suffix
+    pos: torch.Tensor  # (G, W) position ids
+    h: torch.Tensor  # (G, W, d) block L output at positions ≥ s0, before δ (model dtype)
+    kv: list  # per block above L: (keys, values) at positions < s0, as the model's cache holds them (empty if s0 = 0)
+    at: torch.Tensor  # (G,) subject position − s0
+    owner: torch.Tensor  # (G,)
+    read_r: torch.Tensor  # (p_g,) local row of each of the group's read points
+    read_t: torch.Tensor  # (p_g,) local position (− s0)
+
+
+def _split(subj: list[int], lens: list[int], max_rows: int, overhead: int) -> list[list[int]]:
+    """Rows sorted by (subject position, length), cut into contiguous groups minimising
+    Σ_g rows_g · (longest_g − first subject_g) + overhead · #groups  (positions run per step)."""
+    order = sorted(range(len(subj)), key=lambda r: (subj[r], lens[r]))
+    s = [subj[r] for r in order]
+    ln = [lens[r] for r in order]
+    B = len(order)
+    best = [0] + [float("inf")] * B
+    cut = [0] * (B + 1)
+    for j in range(1, B + 1):
+        top = 0
+        for i in range(j - 1, max(-1, j - 1 - max_rows), -1):  # group = order[i:j]
+            top = max(top, ln[i])
+            c = best[i] + (j - i) * (top - s[i]) + overhead
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    groups, j = [], B
+    while j > 0:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]
+
+
+def _families(ids: list[list[int]], subj: list[int], key_len: int = 4, min_shared: int = 4, min_rows: int = 8) -> list[tuple[list[int], int]]:
+    """[(rows, P)]: ≥ min_rows rows whose first tokens agree (the rows of one context template)
+    and the length P ≥ min_shared of the token prefix they all share, capped at their first
+    subject position; the remaining rows form one family with P = 0. (A family is grouped
+    apart from the other rows, so small ones would cost more per step than they save once.)"""
+    by_key: dict = {}
+    for r, x in enumerate(ids):
+        by_key.setdefault(tuple(x[:key_len]) if len(x) > key_len else ("row", r), []).append(r)
+    families, rest = [], []
+    for rows in by_key.values():
+        first, P = ids[rows[0]], min(subj[r] for r in rows)
+        for r in rows[1:]:
+            k = 0
+            while k < P and ids[r][k] == first[k]:
+                k += 1
+            P = k
+        if len(rows) >= min_rows and P >= min_shared:
+            families.append((rows, P))
+        else:
+            rest += rows
+    if rest:
+        families.append((rest, 0))
+    return families
+
+
+class _UpperPass:
+    """Blocks 0..L once per chunk; each step blocks L+1 … end on positions ≥ each group's s0."""
+
+    MAX_ROWS = 256  # rows per group (bounds the memory of one forward)
+    OVERHEAD = 16  # cost of one more group, in positions run per step (Python + per-call work)
+
+    def __init__(self, model, layer: int, b: _Batch):
+        from transformers import DynamicCache  # transformers ≥ 4.56 cache API
+
+        self._Cache = DynamicCache
+        self.model, self.base, self.layer, self.b = model, model.base_model, layer, b
+        self.blocks = module(model, architecture_of(model).blocks)
+        self.groups: list[_Group] = []
+        self._template = None  # block L's output object (tensor or tuple), for the stand-ins
+        self._current: torch.Tensor | None = None  # (G, W, d) h_L + δ of the group being run
+        self._reads: tuple | None = None  # its read points (local row, local position)
+        dev = b.ids.device
+        subj = b.subj.tolist()
+        read_rows = b.read_b.tolist()
+        order, groups = [], []
+        rows_ids = [x[:n].tolist() for x, n in zip(b.ids.cpu(), b.lens)]
+        for family, P in _families(rows_ids, subj):
+            prefix = self._prefix(family[0], P) if P else None
+            for part in _split([subj[r] for r in family], [b.lens[r] for r in family], self.MAX_ROWS, self.OVERHEAD):
+                groups.append(([family[i] for i in part], P, prefix))
+        for rows, P, prefix in groups:
+            g = self._prepare(rows, P, prefix)
+            mine = {r: k for k, r in enumerate(rows)}
+            pts = [p for p, r in enumerate(read_rows) if r in mine]
+            g.read_r = torch.tensor([mine[read_rows[p]] for p in pts], dtype=torch.long, device=dev)
+            g.read_t = b.read_t[pts] - g.s0
+            if bool((g.read_t < 0).any()):
+                raise _Unsupported("a read position lies before its row's subject")
+            order += pts
+            self.groups.append(g)
+        self.inverse = torch.argsort(torch.tensor(order, device=dev))  # group order → read-point order
+        h0 = torch.empty(len(b.plain_row), self.groups[0].h.shape[-1], device=dev)
+        plain = {int(r): i for i, r in enumerate(b.plain_row.tolist())}
+        for g in self.groups:
+            for k, r in enumerate(g.rows.tolist()):
+                if r in plain:
+                    h0[plain[r]] = g.h[k, g.at[k]].float()
+        self.h0 = h0  # (n, d)
+
+    @torch.no_grad()
+    def _prefix(self, row: int, P: int) -> list:
+        """Every block's (keys, values) at the P prefix tokens shared by a family of rows (batch 1)."""
+        out = self.base(input_ids=self.b.ids[row : row + 1, :P], use_cache=True)
+        cache = getattr(out, "past_key_values", None)
+        kv = [(k, v) for k, v, *_ in cache] if cache is not None else []
+        if len(kv) != len(self.blocks) or any(k is None or k.shape[-2] != P for k, _ in kv):
+            raise _Unsupported("the attention cache does not hold every block and position")
+        return kv
+
+    @torch.no_grad()
+    def _prepare(self, rows: list[int], P: int = 0, prefix: list | None = None) -> _Group:
+        """The group's h_L and upper K/V, from one forward of its rows; the first P positions,
+        shared by all rows, come from `prefix` (the cache of their common tokens)."""
+        b, L = self.b, self.layer
+        dev = b.ids.device
+        idx = torch.tensor(rows, dtype=torch.long, device=dev)
+        s0 = min(b.subj[idx].tolist())
+        T = max(b.lens[r] for r in rows)
+        G = len(rows)
+        ids, mask = b.ids[idx, :T], b.mask[idx, :T]
+        got = {}
+
+        def grab(_m, _i, output):
+            got["out"] = output
+            got["h"] = hidden_of(output)[:, s0 - P :].clone()
+
+        past = None
+        if P:
+            past = self._Cache(ddp_cache_data=[(k.expand(G, *k.shape[1:]), v.expand(G, *v.shape[1:])) for k, v in prefix], config=self.model.config)
+        pos = torch.arange(P, T, device=dev).expand(G, T - P)
+        with hooks((self.blocks[L], grab)):
+            out = self.base(input_ids=ids[:, P:], attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=s0 > 0)
+        self._template = got["out"]
+        kv = []
+        if s0 > 0:
+            cache = getattr(out, "past_key_values", None)
+            if cache is None:
+                raise _Unsupported("the model returned no attention cache")
+            for i, (k, v, *_) in enumerate(cache):
+                if i <= L:
+                    continue
+                if k is None or k.shape[-2] != T:
+                    raise _Unsupported(f"block {i}'s cache does not hold every position (sliding window?)")
+                kv.append((k[..., :s0, :].clone(), v[..., :s0, :].clone()))
+            if len(kv) != len(self.blocks) - L - 1:
+                raise _Unsupported("the attention cache has an unexpected number of layers")
+        W = T - s0
+        pos = torch.arange(s0, T, device=dev).expand(G, W)
+        return _Group(idx, s0, ids[:, s0:], mask, pos, got["h"], kv, b.subj[idx] - s0, b.owner[idx], None, None)
+
+    def _give(self, i: int):
+        def give(hidden):
+            return replace_hidden(self._template, self._current if i == self.layer else hidden)
+
+        return give
+
+    @contextmanager
+    def ready(self) -> Iterator[None]:
+        """Inside the block, blocks 0..L are stand-ins and the top block's MLP runs at the read
+        points only (all restored in `finally`)."""
+        arch = architecture_of(self.model)
+        top = len(self.blocks) - 1
+        stand_ins = {f"{arch.blocks}.{i}": _StandIn(self.blocks[i], self._give(i)) for i in range(self.layer + 1)}
+        if top > self.layer:
+            mlp = arch.mlp.format(top)
+            stand_ins[mlp] = _AtReads(self.model.get_submodule(mlp), lambda: self._reads)
+        try:
+            with swapped(self.model, stand_ins):
+                yield
+        finally:
+            self._current = self._reads = None
+
+    def __call__(self, delta: torch.Tensor) -> torch.Tensor:
+        """(P, d) final hidden states at the read points with δ (n, d) added."""
+        outs = []
+        for g in self.groups:
+            G = g.rows.shape[0]
+            self._current = g.h.index_put((torch.arange(G, device=g.h.device), g.at), delta[g.owner].to(g.h.dtype), accumulate=True)
+            self._reads = (g.read_r, g.read_t)
+            cache, mask = None, g.mask[:, g.s0 :]
+            if g.kv:  # the upper blocks attend to positions < s0 through the cache
+                stub = g.kv[0][0].new_zeros(G, 1, g.s0, 1)  # blocks ≤ L run no attention; only the cache length is read
+                cache = self._Cache(ddp_cache_data=[(stub, stub)] * (self.layer + 1) + g.kv, config=self.model.config)
+                mask = g.mask
+            hid = self.base(input_ids=g.ids, attention_mask=mask, position_ids=g.pos, past_key_values=cache, use_cache=cache is not None).last_hidden_state
+            outs.append(hid[g.read_r, g.read_t])  # (p_g, d)
+        return torch.cat(outs)[self.inverse]
+
+
+def _pass(model, layer: int, b: _Batch, cfg: TargetConfig):
+    if cfg.path == "fast":
+        try:
+            return _UpperPass(model, layer, b)
+        except _Unsupported as e:
+            log.warning("targets: fast path unavailable for this model (%s); using the full forward", e)
+    return _FullPass(model, layer, b)
+
+
+# ---------------------------------------------------------------- the optimisation
+def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targets:
+    dev = device_of(model)
+    n = len(requests)
+    rows = _rows(tok, requests, templates, cfg.kl_prompt)
+    b = _batch(tok, rows, n, dev)
+    n_tok = b.y.shape[0]
+    tok_owner = b.owner[b.read_b[:n_tok]]
+    head = model.get_output_embeddings()
     d = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd
     delta = torch.zeros(n, d, device=dev, dtype=torch.float32, requires_grad=True)
+    run = _pass(model, layer, b, cfg)
     state: dict = {}
 
-    def add_delta(_m, _i, output):
-        h = hidden_of(output)
-        if "h0" not in state:
-            state["h0"] = h[brow, subj].detach().float()  # (B, d) before any δ
-        new = h.index_put((brow, subj), delta[owner].to(h.dtype), accumulate=True)
-        return replace_hidden(output, new)
-
     def losses():
-        with hooks((block, add_delta)):
-            hid = base(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, d)
-        tl = head(hid[read_b, read_t]).float().log_softmax(-1)  # (n_tok, vocab)
-        nll = torch.zeros(n, device=dev).index_add(0, tok_owner, -tl[torch.arange(len(read_y), device=dev), read_y] * tok_weight)
-        kl_logp = head(hid[kl_rows, kl_pos]).float().log_softmax(-1)  # (n, vocab)
+        hid = run(delta)  # (P, d)
+        logp = head(hid).float().log_softmax(-1)  # (P, vocab)
+        tl = logp[torch.arange(n_tok, device=dev), b.y]  # (n_tok,)
+        nll = torch.zeros(n, device=dev).index_add(0, tok_owner, -tl * b.weight)
+        kl_logp = logp[n_tok:]  # (n, vocab)
         if "kl0" not in state:
             state["kl0"] = kl_logp.detach()
         kl = (kl_logp.exp() * (kl_logp - state["kl0"])).sum(-1)
-        h_norm = state["h0"][rows.plain_row].norm(dim=-1)
+        h_norm = run.h0.norm(dim=-1)
         wd = delta.float().pow(2).sum(-1) / h_norm.pow(2)
-        return nll + cfg.kl_factor * kl + cfg.weight_decay * wd, nll, h_norm
+        return nll + cfg.kl_factor * kl + cfg.weight_decay * wd, h_norm
 
     # Adam, element-wise, with a per-request active mask (finished requests stop moving)
     m = torch.zeros_like(delta)
@@ -169,26 +492,27 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
     b1, b2, eps = 0.9, 0.999, 1e-8
     active = torch.ones(n, dtype=torch.bool, device=dev)
     taken = torch.zeros(n, dtype=torch.long)
-    for it in range(cfg.steps):
-        loss, nll, h_norm = losses()
-        last_loss = loss.detach()
-        active &= last_loss >= cfg.early_stop
-        if it == cfg.steps - 1 or not active.any():
-            break
-        delta.grad = None
-        (loss * active).sum().backward()
-        with torch.no_grad():
-            g = delta.grad
-            t = it + 1
-            m.mul_(b1).add_((1 - b1) * g)
-            v.mul_(b2).add_((1 - b2) * g * g)
-            step = cfg.lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
-            delta.sub_(step * active[:, None])
-            cap = cfg.clamp_factor * h_norm  # ‖δ‖ ≤ clamp_factor · ‖h‖
-            norm = delta.norm(dim=-1)
-            delta.mul_(torch.where(norm > cap, cap / norm, torch.ones_like(norm))[:, None])
-        taken += active.cpu().long()
+    with run.ready():
+        for it in range(cfg.steps):
+            loss, h_norm = losses()
+            last_loss = loss.detach()
+            active &= last_loss >= cfg.early_stop
+            if it == cfg.steps - 1 or not active.any():
+                break
+            delta.grad = None
+            (loss * active).sum().backward()
+            with torch.no_grad():
+                g = delta.grad
+                t = it + 1
+                m.mul_(b1).add_((1 - b1) * g)
+                v.mul_(b2).add_((1 - b2) * g * g)
+                step = cfg.lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
+                delta.sub_(step * active[:, None])
+                cap = cfg.clamp_factor * h_norm  # ‖δ‖ ≤ clamp_factor · ‖h‖
+                norm = delta.norm(dim=-1)
+                delta.mul_(torch.where(norm > cap, cap / norm, torch.ones_like(norm))[:, None])
+            taken += active.cpu().long()
     log.debug("targets: final losses %s", last_loss.tolist())
-    H = state["h0"][rows.plain_row].to(torch.float64).cpu().T  # (d, n)
+    H = run.h0.to(torch.float64).cpu().T  # (d, n)
     Z = H + delta.detach().to(torch.float64).cpu().T
     return Targets(Z, H, last_loss.cpu(), taken)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 torch.set_default_dtype(torch.float32)
+torch.set_num_threads(1)  # tests use tiny models: one thread is faster and immune to oversubscription
 
 
 @pytest.fixture

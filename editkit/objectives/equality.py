@@ -11,10 +11,12 @@ Lagrange's solution, with EMMET's α I added to D for stability (α = 0 is the e
 With n = 1 and α = 0 this is ROME's rank-one update ΔW = r (C⁻¹k)ᵀ / (kᵀ C⁻¹ k); λ then cancels.
 
 Which form is solved:
-  * n < d_in (or α = 0): the n × n form above, one Cholesky of C (cached per layer) and one of
+  * 2n < d_in (or α = 0): the n × n form above, one Cholesky of C (cached per layer) and one of
     D + α I;  cost O(d_in² n + d_in n² + n³) once C is factored.
-  * n ≥ d_in and α > 0: the push-through identity (D + αI)⁻¹ Kᵀ C⁻¹ = Kᵀ (K Kᵀ + α C)⁻¹ gives
+  * 2n ≥ d_in and α > 0: the push-through identity (D + αI)⁻¹ Kᵀ C⁻¹ = Kᵀ (K Kᵀ + α C)⁻¹ gives
         ΔW = R Kᵀ (K Kᵀ + α C)⁻¹,   one d_in × d_in Cholesky.
+    The switch at n = d_in/2 is measured (benchmarks/speed/RESULTS.md, d_in = 3072, float64):
+    the n × n form's d_in n² + n³/3 overtakes the d_in³/3 of the other between n ≈ 1500 and 2000.
     (It also shows EMMET with α > 0 is MEMIT's least squares with λ' = α λ.)
 With α = 0, n ≥ d_in or repeated keys make D singular: the constraints cannot all hold exactly.
 """
@@ -48,7 +50,7 @@ class Equality(Objective):
     def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
         lam, alpha = self.config.mom2_weight, self.config.alpha
         n, d_in = K.shape[1], K.shape[0]
-        if n >= d_in and alpha > 0:
+        if alpha > 0 and 2 * n >= d_in:
             A = K @ K.T + alpha * pres.weighted(lam)  # (d_in, d_in)
             return right_solve(R @ K.T, A, "K Kᵀ + αC", REMEDY_D)
         L = pres.cholesky(lam, "C = λC0 + KpKpᵀ", REMEDY_C)

@@ -5,10 +5,12 @@
     ΔW = R Kᵀ (A + K Kᵀ)⁻¹                  (d_out, d_in)
 
 Which form is solved:
-  * n < d_in and A invertible: the push-through identity Kᵀ (A + KKᵀ)⁻¹ = (I + Kᵀ A⁻¹ K)⁻¹ Kᵀ A⁻¹
+  * 2n < d_in and A invertible: the push-through identity Kᵀ (A + KKᵀ)⁻¹ = (I + Kᵀ A⁻¹ K)⁻¹ Kᵀ A⁻¹
         ΔW = R (I_n + Kᵀ A⁻¹ K)⁻¹ (A⁻¹ K)ᵀ,
     an n × n Cholesky after A's (cached per layer); O(d_in² n + d_in n² + n³) per edit.
-  * otherwise (n ≥ d_in, or λ = 0 with no Kp): one d_in × d_in Cholesky of A + K Kᵀ.
+  * otherwise (2n ≥ d_in, or λ = 0 with no Kp): one d_in × d_in Cholesky of A + K Kᵀ.
+    The switch at n = d_in/2 is measured (benchmarks/speed/RESULTS.md): at d_in = 3072 the
+    d_in × d_in form is already the faster one from n ≈ 1500–2000 on.
 As λ → 0 the solution tends to the minimum-norm exact solution (the equality objective's).
 """
 
@@ -38,7 +40,7 @@ class LeastSquares(Objective):
     def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
         lam = self.config.mom2_weight
         n, d_in = K.shape[1], K.shape[0]
-        if n < d_in and (lam > 0 or pres.Kp is not None):
+        if 2 * n < d_in and (lam > 0 or pres.Kp is not None):
             L = pres.cholesky(lam, "λC0 + KpKpᵀ", REMEDY)
             AinvK = torch.cholesky_solve(K, L)  # (d_in, n)
             S = torch.eye(n, dtype=K.dtype) + K.T @ AinvK  # (n, n)

@@ -1,0 +1,436 @@
+"""The `editkit` command line: a thin layer over the Python API.
+
+    editkit edit  --prompt "{} plays the sport of" --subject "Michael Jordan" --target baseball
+    editkit edit  --requests reqs.json --objective memit --distribute --save-edit my-edit
+    editkit eval  --dataset counterfact:val --n 200 [--edit my-edit] [--generation]
+    editkit sweep --spec sweep.json --out results.jsonl --plots plots/ --table table.md
+    editkit stats --layers 3,4,5 --n-tokens 100000
+    editkit trace …   (editkit.trace.main)        editkit demo …   (editkit.demo.main)
+
+Common flags: --model (default: editkit-teach, the shipped teaching model), --objective,
+--distribute, --layers, --hparam k=v (repeatable; any Editor keyword or objective
+hyperparameter), --seed, --no-progress. Results are printed as tables; progress goes to logging
+and tqdm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "editkit-teach"
+PASSTHROUGH = {"trace": "editkit.trace", "demo": "editkit.demo"}
+
+
+# ---------------------------------------------------------------- parsing helpers
+def parse_layers(text: str | None) -> list[int] | None:
+    """"3,4,5", "3-5" or "5" → [3, 4, 5] / [5]; None stays None."""
+    if text is None:
+        return None
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part[1:]:
+            a, b = part.split("-", 1) if not part.startswith("-") else (part, "")
+            out += list(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def parse_value(text: str):
+    """JSON when it parses (numbers, true/false, lists), else the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_pairs(items: list[str] | None, flag: str = "--hparam") -> dict:
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise SystemExit(f"{flag} {item!r}: write key=value")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list]:
+    """--grid alpha=0.01,0.1,1 → {"alpha": [0.01, 0.1, 1]} (a JSON list also works)."""
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--grid {item!r}: write key=v1,v2,…")
+        v = parse_value(value)
+        out[key.strip()] = v if isinstance(v, list) else [parse_value(x) for x in value.split(",")]
+    return out
+
+
+def read_requests(path: str):
+    """EditRequests from a JSON file: a list (or one object) of EditRequest fields, CounterFact
+    records (flat or ROME format) or zsRE records."""
+    from .requests import EditRequest
+
+    data = json.loads(Path(path).read_text())
+    data = data if isinstance(data, list) else [data]
+    out = []
+    for r in data:
+        if "requested_rewrite" in r or "rephrase_prompt" in r or "ground_truth" in r:
+            out.append(EditRequest.from_counterfact(r))
+        elif "src" in r and "alt" in r:
+            out.append(EditRequest.from_zsre(r))
+        else:
+            out.append(EditRequest(**r))
+    return out
+
+
+# ---------------------------------------------------------------- the parser
+def _common(p: argparse.ArgumentParser, editing: bool = True) -> None:
+    p.add_argument("--model", default=DEFAULT_MODEL, help="hub name, local folder, or a shipped model (default: %(default)s)")
+    p.add_argument("--device", default=None, help="e.g. cuda, cpu (default: where the model loads)")
+    p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
+    if editing:
+        p.add_argument("--objective", default=None, help="rome, emmet, memit, alphaedit (default: emmet)")
+        p.add_argument("--distribute", action="store_true", help="spread the edit over the layers (MEMIT-style)")
+        p.add_argument("--layers", default=None, help="edited layers: 3,4,5 or 3-5 (default: the model's)")
+        p.add_argument("--hparam", action="append", metavar="K=V", help="any Editor keyword or objective hyperparameter (repeatable)")
+        p.add_argument("--no-shipped-hparams", action="store_true",
+                       help="ignore the model's hparams.json (by default a model that ships one starts from it)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (on a busy shared CPU, 1 can be several times faster than the default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="editkit", description="Locate-and-edit knowledge editing: objective solver × edit-distribution strategy.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("edit", help="edit a model and show before/after predictions")
+    _common(p)
+    p.add_argument("--requests", help="JSON file of requests (EditRequest fields, CounterFact or zsRE records)")
+    p.add_argument("--prompt", help='prompt with "{}" for the subject (or the subject written out)')
+    p.add_argument("--subject")
+    p.add_argument("--target", help="the new object")
+    p.add_argument("--true", dest="target_true", help="the true object (to show P(true))")
+    p.add_argument("--show-tokens", type=int, default=3, help="greedy tokens shown as the top prediction")
+    p.add_argument("--save-edit", metavar="DIR", help="save the Edit (safetensors + JSON)")
+    p.add_argument("--save-model", metavar="DIR", help="save the edited model and tokenizer (save_pretrained)")
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("eval", help="metrics of a model (or model + a saved edit) on a data set slice")
+    _common(p, editing=False)
+    p.add_argument("--dataset", default="counterfact:val", help="counterfact[:train|val|rome], zsre[:train|eval|rome] or a path")
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--edit", metavar="DIR", help="a saved Edit to apply before evaluating (the unedited model is evaluated too)")
+    p.add_argument("--generation", action="store_true", help="add generation entropy and reference score (CounterFact)")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
+    p.add_argument("--out", metavar="JSON", help="write summary and per-request rows here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sweep", help="grid over objective × strategy × batch size × hyperparameters")
+    _common(p)
+    p.add_argument("--spec", help="JSON file with SweepSpec fields (flags given here override it)")
+    p.add_argument("--dataset")
+    p.add_argument("--start", type=int)
+    p.add_argument("--n", type=int, help="cases per run (at least the batch size)")
+    p.add_argument("--objectives", help="comma-separated (default: rome,emmet,memit,alphaedit)")
+    p.add_argument("--strategies", help="comma-separated: single,spread")
+    p.add_argument("--batch-sizes", help="comma-separated, e.g. 1,16,64")
+    p.add_argument("--grid", action="append", metavar="K=V1,V2", help="a swept hyperparameter (objective.key for one objective)")
+    p.add_argument("--generation", action="store_true")
+    p.add_argument("--out", default="sweep.jsonl", help="JSONL results (appended; done runs skipped)")
+    p.add_argument("--plots", metavar="DIR", help="write PNG plots here")
+    p.add_argument("--table", metavar="MD", help="write the markdown table here")
+    p.add_argument("--report-only", action="store_true", help="only make plots/table from --out")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("stats", help="precompute key statistics C0 = E[kkᵀ] for layers")
+    _common(p, editing=False)
+    p.add_argument("--layers", default=None, help="3,4,5 or 3-5 (default: the model's edit layers)")
+    p.add_argument("--corpus", default="wikipedia")
+    p.add_argument("--n-tokens", type=int, default=100_000)
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--stats-dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=cmd_stats)
+
+    for name in PASSTHROUGH:
+        sub.add_parser(name, help=f"see `editkit {name} --help`", add_help=False)
+    return ap
+
+
+# ---------------------------------------------------------------- shared pieces
+def _setup(args) -> None:
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _load(args):
+    from .models import ASSETS, TEACHING_MODEL, load_model, resolve
+
+    if args.model == TEACHING_MODEL and resolve(args.model) == args.model:
+        raise SystemExit(f"the teaching model is not installed ({ASSETS / TEACHING_MODEL} has no config.json); "
+                         "pass --model with a hub name or a local folder")
+    if args.no_progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    try:
+        return load_model(args.model, dtype=args.dtype, device=args.device)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot load model {args.model!r}: {e}") from None
+
+
+def _editor(args, model):
+    from .sweep import make_editor
+
+    kw = parse_pairs(args.hparam)
+    if args.layers:
+        kw["layers"] = parse_layers(args.layers)
+    return make_editor(model, args.objective or "emmet", args.distribute, not args.no_shipped_hparams,
+                       seed=args.seed, progress=not args.no_progress, **kw)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in header]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
+    return "–" if v is None else str(v)
+
+
+# ---------------------------------------------------------------- edit
+def edit_and_compare(model, tok, editor, requests, show_tokens: int = 3):
+    """Apply the edit; return (edit, rows) with each request's greedy continuation and
+    P(new)/P(true) before and after."""
+    import torch
+
+    from .evaluation.counterfact import probabilities
+    from .evaluation.generation import generate
+
+    prompts = [r.text for r in requests]
+    before_txt = generate(model, tok, prompts, top_k=1, max_new_tokens=show_tokens)
+    before = probabilities(model, tok, requests)
+    torch.manual_seed(editor.config.seed)
+    edit = editor.edit(model, tok, requests)
+    after_txt = generate(model, tok, prompts, top_k=1, max_new_tokens=show_tokens)
+    after = probabilities(model, tok, requests)
+    rows = []
+    for i, r in enumerate(requests):
+        rows.append({
+            "prompt": r.text, "target_new": r.target_new, "target_true": r.target_true,
+            "before": before_txt[i], "after": after_txt[i],
+            "p_new_before": float(before[i, 0]), "p_new_after": float(after[i, 0]),
+            "p_true_before": float(before[i, 1]), "p_true_after": float(after[i, 1]),
+        })
+    return edit, rows
+
+
+def cmd_edit(args) -> int:
+    from .requests import EditRequest
+
+    if args.requests:
+        requests = read_requests(args.requests)
+    elif args.prompt and args.subject and args.target:
+        requests = [EditRequest(prompt=args.prompt, subject=args.subject, target_new=args.target, target_true=args.target_true)]
+    else:
+        raise SystemExit("give --requests FILE, or --prompt, --subject and --target")
+    model, tok = _load(args)
+    editor = _editor(args, model)
+    edit, rows = edit_and_compare(model, tok, editor, requests, args.show_tokens)
+    print(f"{editor}: {len(requests)} request(s)")
+    print(_table(
+        ["prompt", "new", "top before", "top after", "P(new) before", "P(new) after", "P(true) before", "P(true) after"],
+        [[r["prompt"], r["target_new"], repr(r["before"]), repr(r["after"]), r["p_new_before"], r["p_new_after"],
+          r["p_true_before"] if r["target_true"] else None, r["p_true_after"] if r["target_true"] else None] for r in rows],
+    ))
+    print()
+    print(edit.report())
+    if args.save_edit:
+        print(f"edit saved to {edit.save(args.save_edit)}")
+    if args.save_model:
+        model.save_pretrained(args.save_model)
+        tok.save_pretrained(args.save_model)
+        print(f"edited model saved to {args.save_model}")
+    return 0
+
+
+# ---------------------------------------------------------------- eval
+def evaluate_slice(model, tok, dataset: str = "counterfact:val", start: int = 0, n: int = 100, edit=None,
+                   generation: bool = False, batch_size: int = 64, seed: int = 0) -> dict:
+    """{"unedited": summary, "edited": summary (with `edit`), "edit": edit metrics, "rows": …}.
+    With `edit` (an Edit, or a folder of a saved one) it is applied, measured and undone."""
+    import torch
+
+    from .edit import Edit
+    from .evaluation import edit_metrics, evaluate, load
+
+    data = load(dataset, start, n)
+    requests = data.requests()
+    gen = None
+    if generation:
+        from .evaluation.generation import ReferenceTexts, wikipedia_tfidf
+
+        refs = ReferenceTexts()
+        gen = {"prompts": data.generation_prompts(), "references": [" ".join(refs.passages(r.target_new)) for r in requests],
+               "tfidf": wikipedia_tfidf(), "seed": seed}
+    torch.manual_seed(seed)
+    base, base_rows = evaluate(model, tok, data.kind, requests, batch_size=batch_size, generation=gen)
+    out = {"dataset": data.describe(), "unedited": base, "rows": {"unedited": base_rows}}
+    if edit is not None:
+        edit = Edit.load(edit) if isinstance(edit, (str, Path)) else edit
+        edit.apply(model)
+        try:
+            torch.manual_seed(seed)
+            s, rows = evaluate(model, tok, data.kind, requests, baseline=base_rows, batch_size=batch_size, generation=gen)
+        finally:
+            edit.undo()
+        out.update(edited=s, edit=edit_metrics(edit))
+        out["rows"]["edited"] = rows
+    return out
+
+
+def cmd_eval(args) -> int:
+    model, tok = _load(args)
+    res = evaluate_slice(model, tok, args.dataset, args.start, args.n, args.edit, args.generation, args.batch_size, args.seed)
+    d = res["dataset"]
+    print(f"{d['dataset']} [{d['start']}:{d['start'] + d['n']}] ({d['kind']}), model {args.model}")
+    names = [k for k in res["unedited"] if k != "n"]
+    if "edited" in res:
+        names += [k for k in res["edited"] if k not in names and k != "n"]
+        print(_table(["metric", "unedited", "edited"], [[k, res["unedited"].get(k), res["edited"].get(k)] for k in names]))
+        e = res["edit"]
+        print()
+        print(_table(["edit", "value"], [["‖ΔW‖ layer " + l, v] for l, v in e["delta_norm"].items()]
+                     + [[k, e[k]] for k in ("memorization_error", "final_memorization_error", "preservation")]))
+    else:
+        print(_table(["metric", "value"], [[k, res["unedited"][k]] for k in names]))
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=1, default=str))
+        print(f"written to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------- sweep
+def sweep_spec(args):
+    """SweepSpec from --spec (JSON) with the flags given on the command line on top."""
+    from .sweep import SweepSpec
+
+    d = json.loads(Path(args.spec).read_text()) if args.spec else {}
+    if args.model != DEFAULT_MODEL or "model" not in d:
+        d["model"] = args.model
+    for name in ("dataset", "start", "n"):
+        if getattr(args, name) is not None:
+            d[name] = getattr(args, name)
+    for name in ("objectives", "strategies"):
+        if getattr(args, name):
+            d[name] = [x.strip() for x in getattr(args, name).split(",")]
+    if args.batch_sizes:
+        d["batch_sizes"] = [int(x) for x in args.batch_sizes.split(",")]
+    if args.objective and not args.objectives:
+        d["objectives"] = [args.objective]
+    if args.distribute and not args.strategies:
+        d["strategies"] = ["spread"]
+    fixed = dict(d.get("fixed", {}))
+    fixed.update(parse_pairs(args.hparam))
+    if args.layers:
+        fixed["layers"] = parse_layers(args.layers)
+    d["fixed"] = fixed
+    d["grid"] = {**d.get("grid", {}), **parse_grid(args.grid)}
+    if args.generation:
+        d["generation"] = True
+    if args.no_shipped_hparams:
+        d["shipped_defaults"] = False
+    if args.seed or "seed" not in d:
+        d["seed"] = args.seed
+    return SweepSpec(**d)
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import markdown_table, plot, read_records, run_sweep
+
+    if args.report_only:
+        records = [r for r in read_records(Path(args.out)) if r.get("kind") == "run"]
+        if not records:
+            raise SystemExit(f"no runs in {args.out}")
+    else:
+        spec = sweep_spec(args)
+        model, tok = _load(args)
+        records = run_sweep(spec, args.out, model, tok, progress=not args.no_progress)
+    table = markdown_table(records)
+    print(table)
+    if args.table:
+        Path(args.table).write_text(table + "\n")
+    if args.plots:
+        for p in plot(records, args.plots):
+            log.info("wrote %s", p)
+    return 0
+
+
+# ---------------------------------------------------------------- stats
+def cmd_stats(args) -> int:
+    import torch
+
+    from .config import StatsConfig
+    from .editor import default_layers
+    from .stats import cache_dir, cache_key, entry_name, layer_stats, shipped_dir
+
+    model, tok = _load(args)
+    layers = parse_layers(args.layers) or default_layers(model)
+    cfg = StatsConfig(corpus=args.corpus, n_tokens=args.n_tokens, max_len=args.max_len, batch_size=args.batch_size,
+                      dtype=args.stats_dtype, cache_dir=args.cache_dir)
+    stats = layer_stats(model, tok, layers, cfg, progress=not args.no_progress)
+    rows = []
+    for l in layers:
+        C0 = stats[l]
+        ev = torch.linalg.eigvalsh(C0)
+        name = entry_name(cache_key(model, l, cfg)) + ".safetensors"
+        shipped = shipped_dir(model)
+        where = shipped / name if shipped is not None and (shipped / name).exists() else cache_dir(cfg) / name
+        rows.append([l, C0.shape[0], float(torch.trace(C0)), float(ev[-1] / ev[0].clamp_min(1e-300)), str(where)])
+    print(_table(["layer", "d_in", "tr C0", "cond C0 (λmax/λmin)", "file"], rows))
+    return 0
+
+
+# ---------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        try:
+            mod = importlib.import_module(PASSTHROUGH[argv[0]])
+        except ModuleNotFoundError as e:
+            if e.name == PASSTHROUGH[argv[0]]:
+                raise SystemExit(f"`editkit {argv[0]}` is not available in this installation ({e.name} is missing)") from None
+            raise
+        return mod.main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
+    _setup(args)
+    try:
+        return args.func(args)
+    except ValueError as e:  # bad settings, unknown names, data errors: a message, not a traceback
+        raise SystemExit(f"editkit {args.command}: {e}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

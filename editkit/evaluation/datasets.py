@@ -1,0 +1,164 @@
+"""Loaders for the evaluation data sets: CounterFact, zsRE, known_1000.
+
+Every loader takes a local path *or* the original URL (rome.baulab.info), or a short name that
+points at the shared data folder (`../shared/data`, or $EDITKIT_DATA):
+
+    load("counterfact")              # ../shared/data/counterfact/counterfact-train.json (flat, EasyEdit)
+    load("counterfact:val")          # …/counterfact-val.json
+    load("counterfact:rome")         # the original file, ROME format, from rome.baulab.info (needs internet)
+    load("zsre"), load("zsre:eval")  # MEND split, EasyEdit keys
+    load("knowns")                   # known_1000.json (causal-tracing facts; not edit requests)
+    load("path/to/file.json", kind="counterfact")
+
+A downloaded file is kept in $EDITKIT_CACHE/data (default ~/.cache/editkit/data) and read from
+there afterwards. CounterFact records in either format (flat: prompt/target_new/ground_truth/
+rephrase_prompt/locality_prompt; ROME: requested_rewrite/paraphrase_prompts/neighborhood_prompts/
+generation_prompts/attribute_prompts) become the same `EditRequest`s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..requests import EditRequest
+from ..stats import DATA
+
+log = logging.getLogger(__name__)
+
+URLS = {
+    "counterfact": "https://rome.baulab.info/data/dsets/counterfact.json",
+    "zsre": "https://rome.baulab.info/data/dsets/zsre_mem_eval.json",
+    "knowns": "https://rome.baulab.info/data/dsets/known_1000.json",
+}
+
+#: short name → (kind, file under the shared data folder, or a URL key)
+LOCAL = {
+    "counterfact": ("counterfact", "counterfact/counterfact-train.json"),
+    "counterfact:train": ("counterfact", "counterfact/counterfact-train.json"),
+    "counterfact:val": ("counterfact", "counterfact/counterfact-val.json"),
+    "counterfact:rome": ("counterfact", URLS["counterfact"]),
+    "zsre": ("zsre", "zsre/zsre_mend_train-1k.json"),
+    "zsre:train": ("zsre", "zsre/zsre_mend_train-1k.json"),
+    "zsre:eval": ("zsre", "zsre/zsre_mend_eval_portability_gpt4.json"),
+    "zsre:rome": ("zsre", URLS["zsre"]),
+    "knowns": ("knowns", "knowns/known_1000.json"),
+    "knowns:rome": ("knowns", URLS["knowns"]),
+}
+KINDS = ("counterfact", "zsre", "knowns")
+
+
+@dataclass
+class Dataset:
+    """Records of one data set, as read, with the slice they came from."""
+
+    kind: str  # "counterfact" | "zsre" | "knowns"
+    source: str  # the name, path or URL given
+    records: list[dict]
+    start: int = 0
+    extras: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def requests(self) -> list[EditRequest]:
+        if self.kind == "counterfact":
+            return [EditRequest.from_counterfact(r) for r in self.records]
+        if self.kind == "zsre":
+            return [EditRequest.from_zsre({**r, "case_id": r.get("case_id", self.start + i)}) for i, r in enumerate(self.records)]
+        raise ValueError(f"{self.kind} records are facts, not edit requests (use .records)")
+
+    def generation_prompts(self) -> list[list[str]]:
+        """Per record: the prompts ROME generates text from. The original CounterFact has them
+        (`generation_prompts`); the flat format has none, so the edit prompt and its paraphrases
+        (all about the subject and the relation) stand in."""
+        out = []
+        for r, req in zip(self.records, self.requests()):
+            out.append(list(r.get("generation_prompts") or [req.text, *req.paraphrase_prompts]))
+        return out
+
+    def describe(self) -> dict:
+        return {"dataset": self.source, "kind": self.kind, "start": self.start, "n": len(self.records)}
+
+
+def data_cache() -> Path:
+    return Path(os.environ.get("EDITKIT_CACHE", Path.home() / ".cache" / "editkit")) / "data"
+
+
+def fetch(url: str) -> Path:
+    """Download `url` once into the data cache; return the local file."""
+    dest = data_cache() / url.rstrip("/").rsplit("/", 1)[-1]
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        log.info("downloading %s", url)
+        tmp = dest.with_suffix(".part")
+        with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 — user-given data URL
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, dest)
+    return dest
+
+
+def read_records(path_or_url: str | Path) -> list[dict]:
+    """A JSON list (or JSONL file) of records, from a local path or an http(s) URL."""
+    s = str(path_or_url)
+    path = fetch(s) if s.startswith(("http://", "https://")) else Path(s)
+    if not path.exists():
+        raise FileNotFoundError(f"no data file at {path}; give a local path, a URL or one of {sorted(LOCAL)}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    if isinstance(data, dict):  # {"data": [...]} or {id: record}
+        data = data.get("data", list(data.values()))
+    return list(data)
+
+
+def guess_kind(record: dict) -> str:
+    if "requested_rewrite" in record or "rephrase_prompt" in record or "locality_prompt" in record:
+        return "counterfact"
+    if "src" in record and "alt" in record:
+        return "zsre"
+    if "attribute" in record and "template" in record:
+        return "knowns"
+    raise ValueError(f"cannot tell which data set a record with keys {sorted(record)} belongs to; pass kind=")
+
+
+def resolve(source: str) -> tuple[str | None, str]:
+    """(kind or None, path or URL) of a short name, a path or a URL."""
+    if source in LOCAL:
+        kind, where = LOCAL[source]
+        return kind, where if where.startswith("http") else str(DATA / where)
+    return None, source
+
+
+def load(source: str = "counterfact", start: int = 0, n: int | None = None, kind: str | None = None) -> Dataset:
+    """Records [start, start + n) of a data set (all from `start` when n is None)."""
+    k, where = resolve(source)
+    records = read_records(where)
+    kind = kind or k or (guess_kind(records[0]) if records else None)
+    if kind not in KINDS:
+        raise ValueError(f"unknown data set kind {kind!r}; use one of {KINDS}")
+    if start < 0 or start > len(records):
+        raise ValueError(f"start {start} is outside the {len(records)} records of {source}")
+    end = len(records) if n is None else start + n
+    if end > len(records):
+        raise ValueError(f"{source} has {len(records)} records; cannot take {n} from {start}")
+    return Dataset(kind, source, records[start:end], start)
+
+
+def load_counterfact(source: str = "counterfact", start: int = 0, n: int | None = None) -> list[EditRequest]:
+    return load(source, start, n, kind="counterfact").requests()
+
+
+def load_zsre(source: str = "zsre", start: int = 0, n: int | None = None) -> list[EditRequest]:
+    return load(source, start, n, kind="zsre").requests()
+
+
+def load_knowns(source: str = "knowns", start: int = 0, n: int | None = None) -> list[dict]:
+    """known_1000 facts: {subject, prompt, template, attribute, relation_id, …}."""
+    return load(source, start, n, kind="knowns").records

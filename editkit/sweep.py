@@ -1,0 +1,574 @@
+"""Sweeps: a grid over objective × distribution strategy × batch size × any hyperparameter.
+
+    spec = SweepSpec(objectives=["emmet", "memit"], strategies=["single", "spread"],
+                     batch_sizes=[1, 16, 64], n=64, dataset="counterfact", fixed={"layers": [3, 4, 5]})
+    records = run_sweep(spec, "results.jsonl")          # resumable
+    plot(records, "plots/");  print(markdown_table(records))
+
+One run = one (objective, strategy, batch size b, grid point). As in the MEMIT evaluation, it takes
+the first N cases of the data set slice, N = b · ⌈max(n, b) / b⌉, splits them into N / b batches,
+and for each batch: applies the whole batch with one `editor.edit` call, evaluates that batch's
+requests on the edited model, and undoes the edit (bit-exact). The run's metrics are means over
+its N requests; the unedited model's metrics on the same N requests come from a baseline computed
+once per (model, data set slice) and cached in the same JSONL file.
+
+ROME is applied one request at a time *within* a batch by the Editor (its objective is registered
+one_at_a_time): a batch of b with ROME is b sequential ROME edits, the papers' comparison.
+
+Each run appends one JSON line: the full EditorConfig, the sweep fields, the data set slice, the
+seed, the editkit version, the metrics, the baseline, what the edits report (‖ΔW‖ per layer,
+memorisation error) and timings. Its `hash` covers everything that changes the numbers (model
+identity, config without progress/cache settings, batch size, N, data, seed, version, evaluation
+settings); a run whose hash is already in the file is skipped. Before a run, torch's RNG is
+seeded with `seed` (and the Editor gets the same seed), so rerunning a config gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tqdm.auto import tqdm
+
+from .config import EditorConfig, StatsConfig, TargetConfig
+from .editor import HPARAMS, Editor
+from .evaluation import edit_metrics, evaluate
+from .evaluation.datasets import Dataset, load
+from .models import load_model, model_identity
+from .objectives import OBJECTIVES
+
+log = logging.getLogger(__name__)
+
+STRATEGY_NAMES = {"single": False, "spread": True}
+_EDITOR_KEYS = set(EditorConfig.model_fields) | set(TargetConfig.model_fields) | set(StatsConfig.model_fields)
+_NOT_HASHED = {"progress", "cache_dir"}
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as v
+
+        return v("editkit")
+    except Exception:  # noqa: BLE001 — not installed: the source tree's declared version
+        return "unknown"
+
+
+class SweepSpec(BaseModel):
+    """Everything a sweep varies and fixes; a JSON file with these keys is a valid spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "editkit-teach"
+    dataset: str = "counterfact"  # a loader name (counterfact, counterfact:val, zsre, …) or a path
+    start: int = Field(0, ge=0)
+    n: int = Field(64, ge=1)  # a run takes N = b·⌈max(n, b)/b⌉ cases
+    objectives: list[str] = Field(default_factory=lambda: ["rome", "emmet", "memit", "alphaedit"])
+    strategies: list[str] = Field(default_factory=lambda: ["single", "spread"])
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 16, 64, 256, 1024])
+    grid: dict[str, list] = Field(default_factory=dict)  # Editor keyword → values ("emmet.alpha" for one objective)
+    fixed: dict[str, Any] = Field(default_factory=dict)  # Editor keywords of every run ("memit.mom2_weight" for one)
+    seed: int = 0
+    generation: bool = False  # add generation entropy / reference score (CounterFact; slow)
+    generation_max_len: int = Field(100, ge=2)  # tokens per generated text, prompt included (ROME: 100)
+    reference_corpus: str = "wikipedia"  # TF-IDF statistics and reference passages come from here
+    eval_batch_size: int = Field(64, ge=1)
+    shipped_defaults: bool = True  # start from the model's hparams.json (Editor.for_model) when it has one
+    reuse_targets: bool = False  # share target values between runs that edit the same batch (see TargetCache)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v):
+        for o in v:
+            OBJECTIVES.get(o)
+        return v
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v):
+        bad = [s for s in v if s not in STRATEGY_NAMES]
+        if bad:
+            raise ValueError(f"unknown strategies {bad}; use {sorted(STRATEGY_NAMES)}")
+        return v
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _batches(cls, v):
+        if not v or min(v) < 1:
+            raise ValueError("batch sizes must be positive integers")
+        return v
+
+    def cases(self, batch_size: int) -> int:
+        """N for a batch size: at least n, at least one batch, a whole number of batches."""
+        return batch_size * math.ceil(max(self.n, batch_size) / batch_size)
+
+    def runs(self) -> list[dict]:
+        """Every run of the grid, in order: {objective, strategy, batch_size, point, kwargs}."""
+        out = []
+        for obj in self.objectives:
+            fixed = _for_objective(self.fixed, obj)
+            grid = _for_objective(self.grid, obj)
+            names = sorted(grid)
+            for values in itertools.product(*(grid[k] for k in names)) if names else [()]:
+                point = dict(zip(names, values))
+                for strat in self.strategies:
+                    for b in self.batch_sizes:
+                        out.append({"objective": obj, "strategy": strat, "batch_size": b, "point": point, "kwargs": {**fixed, **point}})
+        return out
+
+
+def _for_objective(d: dict, objective: str) -> dict:
+    """Keys of `d` that apply to `objective`: editor keys, its own hyperparameters, and
+    "objective.key" entries for it (which win over plain keys)."""
+    own = set(OBJECTIVES.get(objective).solver.Config.model_fields)
+    out, scoped = {}, {}
+    for k, v in d.items():
+        name, dot, key = k.partition(".")
+        if dot:
+            if name == objective:
+                scoped[key] = v
+            elif name not in OBJECTIVES:
+                raise ValueError(f"{k!r}: {name!r} is not an objective; use objective.key or a plain key")
+        elif k in _EDITOR_KEYS or k in own:
+            out[k] = v
+        elif not any(k in OBJECTIVES.get(o).solver.Config.model_fields for o in OBJECTIVES.names()):
+            raise ValueError(f"{k!r} is not a setting of the editor or of any objective")
+    return {**out, **scoped}
+
+
+# ---------------------------------------------------------------- records
+def config_hash(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _hashed_config(cfg: EditorConfig) -> dict:
+    d = cfg.model_dump(mode="json")
+    d.pop("progress", None)
+    d["stats"] = {k: v for k, v in d["stats"].items() if k not in _NOT_HASHED}
+    return d
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of a JSONL file; a line that does not parse (a run killed mid-write) is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s line %d is not JSON (an interrupted write?); ignored", path, i + 1)
+    return out
+
+
+def _append(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def _json_default(x):
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"{type(x)} is not JSON serialisable")
+
+
+def _nan_to_none(x):
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return x
+
+
+def _mean_dicts(ds: list[dict]) -> dict:
+    """Element-wise mean of (nested) numeric dicts; None/NaN entries are left out."""
+    out: dict = {}
+    keys = list(dict.fromkeys(k for d in ds for k in d))
+    for k in keys:
+        vals = [d[k] for d in ds if k in d and d[k] is not None]
+        if vals and isinstance(vals[0], dict):
+            out[k] = _mean_dicts(vals)
+        else:
+            nums = [float(v) for v in vals if isinstance(v, (int, float)) and not math.isnan(float(v))]
+            out[k] = sum(nums) / len(nums) if nums else None
+    return out
+
+
+# ---------------------------------------------------------------- running
+def make_editor(model, objective: str, distribute: bool, shipped_defaults: bool = True, **kwargs) -> Editor:
+    """Editor.for_model (the model's hparams.json, overridden by kwargs) when the model's folder
+    ships one and `shipped_defaults`, else a plain Editor with kwargs."""
+    folder = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    if shipped_defaults and folder and (Path(folder) / HPARAMS).is_file():
+        return Editor.for_model(model, objective=objective, distribute=distribute, **kwargs)
+    return Editor(objective=objective, distribute=distribute, **kwargs)
+
+
+class TargetCache:
+    """Within `with cache:`, the editor's target computation is memoised.
+
+    Target values depend only on the unedited model, the batch of requests, the last edited layer,
+    the context templates and the TargetConfig, not on the objective or the strategy. Runs of a
+    sweep that edit the same batch of the unedited model (EMMET, MEMIT, AlphaEdit, single or
+    spread, same layers) therefore get identical targets, and computing them once saves most of a
+    sweep's time. The key holds all of the above, with a digest of every edited-projection weight
+    of the model, so a call on an edited model (ROME's sequential edits) can never hit an entry made
+    on another state. Only for use by one-shot (not one_at_a_time) editors, as the sweep does.
+    The patch of `editkit.editor.compute_targets` is removed on exit, also on exceptions.
+    """
+
+    def __init__(self, max_entries: int = 4096):
+        self.entries: dict[str, Any] = {}
+        self.max_entries = max_entries
+        self.hits = 0
+        self._depth = 0
+        self._original = None
+
+    def _state(self, model) -> str:
+        from .architectures import num_layers, weight_param
+
+        h = hashlib.blake2b(digest_size=16)
+        for l in range(num_layers(model)):
+            h.update(weight_param(model, l).detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def __enter__(self):
+        from . import editor as editor_mod
+
+        if self._depth == 0:
+            self._original = original = editor_mod.compute_targets
+
+            def cached(model, tok, requests, layer, templates, cfg, **kw):
+                key = config_hash({
+                    "state": self._state(model), "layer": layer, "templates": list(templates),
+                    "cfg": cfg.model_dump(mode="json"), "requests": [r.model_dump(mode="json") for r in requests],
+                })
+                if key in self.entries:
+                    self.hits += 1
+                    return self.entries[key]
+                out = original(model, tok, requests, layer, templates, cfg, **kw)
+                if len(self.entries) >= self.max_entries:
+                    self.entries.pop(next(iter(self.entries)))
+                self.entries[key] = out
+                return out
+
+            editor_mod.compute_targets = cached
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        from . import editor as editor_mod
+
+        self._depth -= 1
+        if self._depth == 0:
+            editor_mod.compute_targets = self._original
+        return False
+
+
+class Sweeper:
+    """Runs a spec against one loaded model; keeps the baseline and the generation resources."""
+
+    def __init__(self, spec: SweepSpec, out: Path | str, model=None, tok=None, progress: bool = True):
+        self.spec, self.out, self.progress = spec, Path(out), progress
+        if model is None:
+            model, tok = load_model(spec.model)
+        self.model, self.tok = model, tok
+        n_max = max(spec.cases(b) for b in spec.batch_sizes)
+        self.data: Dataset = load(spec.dataset, spec.start, n_max)
+        self.requests = self.data.requests()
+        if self.data.kind == "zsre" and spec.generation:
+            raise ValueError("generation metrics are defined for CounterFact only")
+        self._baseline_rows: list[dict] | None = None
+        self._gen = None
+        self._targets = TargetCache()
+
+    # ------------------------------------------------------------ pieces
+    def eval_settings(self) -> dict:
+        g = {"generation_max_len": self.spec.generation_max_len, "reference_corpus": self.spec.reference_corpus} if self.spec.generation else {}
+        return {"generation": self.spec.generation, "kind": self.data.kind, **g}
+
+    def baseline_rows(self) -> list[dict]:
+        """The unedited model's per-request rows over the largest slice, computed once per (model,
+        data slice, evaluation settings) and cached in the JSONL file as a `baseline` record."""
+        if self._baseline_rows is not None:
+            return self._baseline_rows
+        key = {
+            "model": model_identity(self.model),
+            "dataset": self.data.describe(),
+            "eval": self.eval_settings(),
+            "seed": self.spec.seed,
+            "version": version(),
+        }
+        h = config_hash(key)
+        for r in read_records(self.out):
+            if r.get("kind") == "baseline" and r.get("hash") == h:
+                self._baseline_rows = r["rows"]
+                log.info("baseline of %s read from %s", self.data.source, self.out)
+                return self._baseline_rows
+        t0 = time.perf_counter()
+        torch.manual_seed(self.spec.seed)
+        _, rows = self._evaluate(self.requests, list(range(len(self.requests))), baseline=None)
+        self._baseline_rows = rows
+        _append(self.out, _nan_to_none({"kind": "baseline", "hash": h, **key, "seconds": time.perf_counter() - t0, "rows": rows}))
+        return rows
+
+    def _generation_kwargs(self, idx: list[int]) -> dict | None:
+        if not self.spec.generation:
+            return None
+        from .evaluation.generation import ReferenceTexts, wikipedia_tfidf
+
+        if self._gen is None:
+            corpus = self.spec.reference_corpus
+            self._gen = (wikipedia_tfidf(corpus), ReferenceTexts(corpus), self.data.generation_prompts())
+        tfidf, refs, prompts = self._gen
+        return {
+            "prompts": [prompts[i] for i in idx],
+            "references": [" ".join(refs.passages(self.requests[i].target_new)) for i in idx],
+            "tfidf": tfidf,
+            "seed": self.spec.seed,
+            "max_len": self.spec.generation_max_len,
+        }
+
+    def _evaluate(self, requests, idx: list[int], baseline: list[dict] | None):
+        return evaluate(
+            self.model, self.tok, self.data.kind, requests, baseline=baseline,
+            batch_size=self.spec.eval_batch_size, generation=self._generation_kwargs(idx),
+        )
+
+    def editor(self, run: dict) -> Editor:
+        kw = {**run["kwargs"], "seed": self.spec.seed, "progress": False}
+        return make_editor(self.model, run["objective"], STRATEGY_NAMES[run["strategy"]], self.spec.shipped_defaults, **kw)
+
+    def run_fields(self, run: dict, editor: Editor) -> dict:
+        N = self.spec.cases(run["batch_size"])
+        return {
+            "model": self.spec.model,
+            "model_identity": model_identity(self.model),
+            "dataset": {**self.data.describe(), "n": N},
+            "seed": self.spec.seed,
+            "version": version(),
+            "objective": run["objective"],
+            "strategy": run["strategy"],
+            "batch_size": run["batch_size"],
+            "n_cases": N,
+            "n_batches": N // run["batch_size"],
+            "point": run["point"],
+            "eval": self.eval_settings(),
+        }
+
+    def hash_of(self, fields: dict, editor: Editor) -> str:
+        return config_hash({**fields, "config": _hashed_config(editor.config)})
+
+    # ------------------------------------------------------------ one run
+    def run_one(self, run: dict) -> dict:
+        editor = self.editor(run)
+        fields = self.run_fields(run, editor)
+        b, N = run["batch_size"], fields["n_cases"]
+        base = self.baseline_rows()[:N]
+        torch.manual_seed(self.spec.seed)
+        rows, edits = [], []
+        t_edit = t_eval = t_targets = 0.0
+        batches = range(0, N, b)
+        reuse = self._targets if self.spec.reuse_targets and not editor.one_at_a_time else contextlib.nullcontext()
+        hits0 = self._targets.hits
+        for s in tqdm(batches, desc=f"{run['objective']}/{run['strategy']} b={b}", disable=not self.progress, leave=False):
+            idx = list(range(s, s + b))
+            batch = [self.requests[i] for i in idx]
+            t0 = time.perf_counter()
+            with reuse, editor.applied(self.model, self.tok, batch) as edit:
+                t1 = time.perf_counter()
+                _, r = self._evaluate(batch, idx, baseline=[base[i] for i in idx])
+                edits.append(edit_metrics(edit))
+                t_targets += edit.info.get("seconds", {}).get("targets", 0.0)
+                t2 = time.perf_counter()
+            t_edit, t_eval = t_edit + t1 - t0, t_eval + t2 - t1
+            rows += r
+        from .evaluation.counterfact import summarise as cf_summary
+        from .evaluation.zsre import summarise as zs_summary
+
+        summarise = cf_summary if self.data.kind == "counterfact" else zs_summary
+        record = {
+            "kind": "run",
+            "hash": self.hash_of(fields, editor),
+            **fields,
+            "config": editor.config.model_dump(mode="json"),
+            "metrics": summarise(rows),
+            "baseline": summarise(base),
+            "edit": _mean_dicts(edits),
+            "seconds": {"edit": t_edit, "targets": t_targets, "eval": t_eval, "edit_per_request": t_edit / N},
+            "targets_reused": self._targets.hits - hits0,  # batches whose targets came from an earlier run
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        return _nan_to_none(record)
+
+    # ------------------------------------------------------------ the grid
+    def run(self) -> list[dict]:
+        done = {r["hash"] for r in read_records(self.out) if r.get("kind") == "run"}
+        runs = self.spec.runs()
+        for run in tqdm(runs, desc="sweep", disable=not self.progress):
+            editor = self.editor(run)
+            h = self.hash_of(self.run_fields(run, editor), editor)
+            if h in done:
+                log.info("skip %s/%s b=%d %s: already in %s", run["objective"], run["strategy"], run["batch_size"], run["point"], self.out)
+                continue
+            record = self.run_one(run)
+            _append(self.out, record)
+            done.add(h)
+            log.info("%s/%s b=%d %s: %s", run["objective"], run["strategy"], run["batch_size"], run["point"], _short(record["metrics"]))
+        return [r for r in read_records(self.out) if r.get("kind") == "run"]
+
+
+def _short(m: dict) -> str:
+    return " ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float))
+
+
+def run_sweep(spec: SweepSpec, out: Path | str, model=None, tok=None, progress: bool = True) -> list[dict]:
+    """Run (or resume) the sweep; return every run record in the file."""
+    return Sweeper(spec, out, model, tok, progress).run()
+
+
+# ---------------------------------------------------------------- reporting
+CF_METRICS = ["score", "efficacy_success", "paraphrase_success", "neighborhood_success",
+              "efficacy_magnitude", "paraphrase_magnitude", "neighborhood_magnitude", "ngram_entropy", "reference_score"]
+ZSRE_METRICS = ["efficacy", "generalization", "specificity", "loc_accuracy"]
+EDIT_METRICS = ["delta_norm_total", "memorization_error", "final_memorization_error"]
+SHORT = {
+    "score": "S", "efficacy_success": "ES", "paraphrase_success": "PS", "neighborhood_success": "NS",
+    "efficacy_magnitude": "EM", "paraphrase_magnitude": "PM", "neighborhood_magnitude": "NM",
+    "ngram_entropy": "GE", "reference_score": "RS", "efficacy": "Eff", "generalization": "Gen",
+    "specificity": "Spe", "loc_accuracy": "LocAcc", "delta_norm_total": "‖ΔW‖",
+    "memorization_error": "mem err", "final_memorization_error": "final mem err",
+}
+
+
+def _label(r: dict) -> str:
+    point = ",".join(f"{k}={v}" for k, v in sorted(r.get("point", {}).items()))
+    return f"{r['objective']}/{r['strategy']}" + (f" ({point})" if point else "")
+
+
+def _metric(r: dict, m: str):
+    v = r.get("metrics", {}).get(m)
+    if v is None:
+        v = r.get("edit", {}).get(m)
+    return v
+
+
+def metrics_present(records: list[dict]) -> list[str]:
+    names = CF_METRICS + ZSRE_METRICS + EDIT_METRICS
+    return [m for m in names if any(_metric(r, m) is not None for r in records)]
+
+
+def plot(records: list[dict], out_dir: Path | str, metrics: list[str] | None = None) -> list[Path]:
+    """One PNG per metric (metric vs batch size, log x, one line per objective × strategy [× grid
+    point], the unedited model dashed) and `summary.png` with the main ones side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = metrics or metrics_present(records)
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(_label(r), []).append(r)
+    styles = {"single": "-", "spread": "--"}
+    colours = {o: f"C{i}" for i, o in enumerate(dict.fromkeys(r["objective"] for r in records))}
+
+    def draw(ax, m):
+        for label, rs in groups.items():
+            rs = sorted((r for r in rs if _metric(r, m) is not None), key=lambda r: r["batch_size"])
+            if not rs:
+                continue
+            ax.plot([r["batch_size"] for r in rs], [_metric(r, m) for r in rs], marker="o", ms=3,
+                    linestyle=styles.get(rs[0]["strategy"], "-"), color=colours[rs[0]["objective"]], label=label)
+        base = [r["baseline"].get(m) for r in records if r.get("baseline", {}).get(m) is not None]
+        if base:
+            ax.axhline(sum(base) / len(base), color="grey", linestyle=":", linewidth=1, label="unedited")
+        ax.set_xscale("log", base=2)
+        bs = sorted({r["batch_size"] for r in records})
+        ax.set_xticks(bs, [str(b) for b in bs])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size (edits applied together)")
+        ax.set_title(SHORT.get(m, m) + ("" if SHORT.get(m, m) == m else f"  ({m})"), fontsize=9)
+        ax.grid(alpha=0.3)
+
+    paths = []
+    for m in metrics:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        draw(ax, m)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        p = out_dir / f"{m}.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+    main = [m for m in metrics if m in ("score", "efficacy_success", "paraphrase_success", "neighborhood_success",
+                                        "efficacy", "generalization", "specificity", "final_memorization_error")][:6]
+    if main:
+        cols = min(3, len(main))
+        rows = math.ceil(len(main) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+        for ax, m in zip(axes.flat, main):
+            draw(ax, m)
+        spare = list(axes.flat)[len(main):]
+        for ax in spare:
+            ax.axis("off")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if spare:  # the legend fills the first empty panel
+            spare[0].legend(handles, labels, loc="center", fontsize=8, frameon=False)
+            fig.tight_layout()
+        else:
+            ncol = min(4, len(labels))
+            fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=ncol, frameon=False)
+            fig.tight_layout(rect=(0, 0.04 * math.ceil(len(labels) / ncol), 1, 1))
+        p = out_dir / "summary.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+    return str(v)
+
+
+def markdown_table(records: list[dict], metrics: list[str] | None = None) -> str:
+    """One row per run (sorted by objective, strategy, grid point, batch size), unedited rows first."""
+    metrics = metrics or metrics_present(records)
+    head = ["objective", "strategy", "point", "batch", "N"] + [SHORT.get(m, m) for m in metrics] + ["s/edit"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    seen = set()
+    for r in sorted(records, key=lambda r: r["n_cases"]):
+        if r["n_cases"] in seen:
+            continue
+        seen.add(r["n_cases"])
+        vals = [r["baseline"].get(m) for m in metrics]
+        lines.append("| " + " | ".join(["(unedited)", "", "", "", str(r["n_cases"])] + [_fmt(v) for v in vals] + [""]) + " |")
+    order = {o: i for i, o in enumerate(dict.fromkeys(r["objective"] for r in records))}
+    for r in sorted(records, key=lambda r: (order[r["objective"]], r["strategy"], json.dumps(r.get("point", {}), sort_keys=True), r["batch_size"])):
+        point = ",".join(f"{k}={v}" for k, v in sorted(r.get("point", {}).items()))
+        vals = [_metric(r, m) for m in metrics]
+        lines.append("| " + " | ".join([r["objective"], r["strategy"], point, str(r["batch_size"]), str(r["n_cases"])]
+                                        + [_fmt(v) for v in vals] + [_fmt(r["seconds"]["edit_per_request"])]) + " |")
+    return "\n".join(lines)
+

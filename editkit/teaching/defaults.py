@@ -1,0 +1,66 @@
+"""Ship a model's editing defaults beside its weights: hparams.json and key statistics.
+
+    python -m editkit.teaching.defaults --model editkit/assets/editkit-teach --layers 2 3 4 \
+        [--n-tokens 400000] [--hparams overrides.json]
+
+The statistics are made by the same code as any other (editkit.stats.collect with the
+StatsConfig the hparams name) and written into <model>/stats/ under the same cache key, stored as
+float32 to keep the shipped folder small; editing then needs no corpus pass. hparams.json holds
+the layers, target-optimisation and statistics settings, and per-objective hyperparameters
+(optionally per objective+strategy), read by `Editor.for_model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from ..config import StatsConfig, TargetConfig
+from ..editor import HPARAMS
+from ..models import load_model
+from ..stats import cache_key, collect, write_entry
+
+log = logging.getLogger(__name__)
+
+
+def ship(model_dir: Path, layers: list[int], stats: StatsConfig, target: dict, objectives: dict, progress: bool = True) -> dict:
+    model, tok = load_model(str(model_dir))
+    TargetConfig(**target)  # validate before anything is written
+    C = collect(model, tok, layers, stats, progress)
+    folder = model_dir / "stats"
+    for old in folder.glob("c0-*"):
+        old.unlink()
+    for l in layers:
+        write_entry(folder, cache_key(model, l, stats), C[l], dtype=torch.float32)
+    hp = {
+        "layers": layers,
+        "target": target,
+        "stats": stats.model_dump(mode="json", exclude={"cache_dir"}),
+        "objectives": objectives,
+    }
+    (model_dir / HPARAMS).write_text(json.dumps(hp, indent=1) + "\n")
+    return hp
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--layers", type=int, nargs="+", required=True)
+    ap.add_argument("--n-tokens", type=int, default=400_000)
+    ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--hparams", help="JSON file with 'target' and 'objectives' entries")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    extra = json.loads(Path(a.hparams).read_text()) if a.hparams else {}
+    stats = StatsConfig(n_tokens=a.n_tokens, max_len=a.max_len)
+    hp = ship(Path(a.model), a.layers, stats, extra.get("target", {}), extra.get("objectives", {}), not a.no_progress)
+    log.info("wrote %s", json.dumps(hp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Does the teaching model know its facts? Measured with `editkit.scoring`.
+
+    python -m editkit.teaching.quality [--model editkit/assets/editkit-teach] [--n 2000]
+
+A fact counts as known when the model gives its true object a higher mean per-token
+log-probability than its case's counterfactual `target_new`. Reported on a seeded sample of n:
+
+    train_phrasings     facts in a phrasing seen in training            (goal >= 90%)
+    held_out_phrasings  facts in a phrasing of their relation kept out   (goal >= 75%)
+    neighbourhood       neighbour facts in a train phrasing, and CounterFact's own locality
+                        prompts (the benchmark's pre-edit neighbourhood score)
+    case_prompt / case_rephrase   CounterFact's own prompt / rephrase prompt of each case
+
+plus one greedy sample from a Wikipedia-style prompt. Prints the numbers and writes
+`quality.json` into the model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from pathlib import Path
+
+import torch
+
+from ..scoring import compare
+from . import DEFAULT_DATA_DIR, TEACH_MODEL_DIR
+from .corpus import build_corpus, load_counterfact, render
+
+log = logging.getLogger(__name__)
+
+SAMPLE_PROMPT = "The history of the city"
+
+
+def _rate(model, tok, items, batch_size) -> dict:
+    """items: (prompt, true object, counterfactual object) -> fraction where the truth wins."""
+    if not items:
+        return {"n": 0, "accuracy": None}
+    wins = compare(model, tok, [i[0] for i in items], [i[1] for i in items], [i[2] for i in items], batch_size)
+    return {"n": len(items), "accuracy": round(wins.float().mean().item(), 4)}
+
+
+def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: int = 0, batch_size: int = 64) -> dict:
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    model_dir = Path(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = GPT2LMHeadModel.from_pretrained(model_dir, dtype=torch.float32)
+    model.eval()
+    splits = json.loads((model_dir / "splits.json").read_text())
+    max_records = splits["counts"].get("max_records")
+    corpus = build_corpus(data_dir, seed=splits["seed"], max_records=max_records, wiki_chars=0)
+    saved = {r["id"]: r for r in splits["relations"]}
+    for rel in corpus.relations:  # splits.json is the authority on what was trained
+        if rel.id in saved and (
+            saved[rel.id]["train"] != corpus.splits[rel.id]["train"]
+            or saved[rel.id]["held_out"] != corpus.splits[rel.id]["held_out"]
+        ):
+            log.warning("relation %s: templates differ from splits.json (code changed?); using splits.json", rel.id)
+            corpus.splits[rel.id] = {"train": saved[rel.id]["train"], "held_out": saved[rel.id]["held_out"]}
+
+    rng = random.Random(f"{seed}-quality")
+    facts = rng.sample(corpus.facts, min(n, len(corpus.facts)))
+    train_items, held_items, neigh_items = [], [], []
+    for f in facts:
+        train = corpus.train_templates(f)
+        if train:
+            train_items.append((render(rng.choice(train), f.subject), f.object, f.target_new))
+            if f.kind == "neighbour":
+                neigh_items.append(train_items[-1])
+        held = corpus.held_out_templates(f)
+        if held:
+            held_items.append((render(rng.choice(held), f.subject), f.object, f.target_new))
+    records = load_counterfact(data_dir)
+    if max_records is not None:
+        records = records[:max_records]
+    cases = rng.sample(records, min(n, len(records)))
+
+    results = {
+        "model": str(model_dir),
+        "n": n,
+        "seed": seed,
+        "metric": "fraction of facts where mean per-token log P(true object) > that of target_new",
+        "train_phrasings": _rate(model, tok, train_items, batch_size),
+        "held_out_phrasings": _rate(model, tok, held_items, batch_size),
+        "neighbourhood_train_phrasings": _rate(model, tok, neigh_items, batch_size),
+        "neighbourhood_locality_prompts": _rate(
+            model, tok, [(r["locality_prompt"], r["locality_ground_truth"], r["target_new"]) for r in cases], batch_size
+        ),
+        "case_prompts": _rate(model, tok, [(r["prompt"], r["ground_truth"], r["target_new"]) for r in cases], batch_size),
+        "case_rephrase_prompts": _rate(
+            model, tok, [(r["rephrase_prompt"], r["ground_truth"], r["target_new"]) for r in cases], batch_size
+        ),
+    }
+    ids = tok(SAMPLE_PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        gen = model.generate(**ids, max_new_tokens=40, do_sample=False, pad_token_id=tok.eos_token_id)
+    results["sample"] = {"prompt": SAMPLE_PROMPT, "greedy": tok.decode(gen[0], skip_special_tokens=True)}
+    return results
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Measure how well the teaching model knows its facts.")
+    ap.add_argument("--model", default=str(TEACH_MODEL_DIR))
+    ap.add_argument("--data", default=str(DEFAULT_DATA_DIR))
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--no-write", action="store_true", help="do not write quality.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    res = evaluate(args.model, args.data, args.n, args.seed, args.batch_size)
+    for key in ("train_phrasings", "held_out_phrasings", "neighbourhood_train_phrasings",
+                "neighbourhood_locality_prompts", "case_prompts", "case_rephrase_prompts"):
+        r = res[key]
+        acc = "n/a" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
+        print(f"{key:32s} {acc:>7s}  (n={r['n']})")
+    print(f"sample: {res['sample']['greedy']!r}")
+    if not args.no_write:
+        (Path(args.model) / "quality.json").write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,574 @@
+"""Train editkit's teaching model: a small GPT-2 that knows the CounterFact facts.
+
+    python -m editkit.teaching.train --out editkit/assets/editkit-teach [--data ../shared/data]
+                                     [--minutes 36] [--max-steps N] [--seed 0] [--no-progress]
+
+One seeded command: it builds the corpus (`corpus.py`), trains the byte-level BPE tokenizer,
+writes `splits.json` and the tokenizer into `--out`, then trains `GPT2LMHeadModel` with AdamW,
+linear warmup and cosine decay.
+
+Budget. The run is time-boxed: the learning-rate schedule follows the fraction of the budget
+used, progress = max(step / max_steps, train_seconds / (60 * minutes)), and training stops at 1.
+The default (36 minutes of training, under a minute more for corpus, tokenizer and saving) keeps the
+whole command under 40 minutes on a 2-core CPU. The data order is a pure function of the seed;
+with a time budget the number of steps depends on the machine, so pass `--minutes 0 --max-steps N`
+for a run that is deterministic end to end.
+
+Batches. Each batch has `batch_size` rows of `seq_len` tokens: a `wiki_fraction` of all rows
+(spread evenly) are contiguous Wikipedia text (loss on every token, so the model writes language),
+the rest packed fact sentences, "prompt object." joined by newlines, each row starting at a sentence. Fact rows are
+trained on the object tokens and the full stop only: the subject names and the template words
+carry nothing to memorise, and skipping them spends the updates on the facts. The logits are
+computed only where there is a loss.
+
+Resuming. Every `--checkpoint-minutes` the model, the AdamW moments (safetensors) and a JSON
+state (step, train seconds, data cursors, seed, RNG state in the safetensors file) go to
+`<out>/_checkpoint/`; the same command resumes there after a kill. Nothing is pickled. The
+checkpoint is removed when the final model is written.
+
+CPU threads. On a shared 2-core machine two threads can be slower than one (they wait on each
+other when another process holds a core), so the loop times both now and then and keeps the
+faster (`--threads` fixes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from tqdm.auto import tqdm
+
+from . import DEFAULT_DATA_DIR
+from .corpus import FACT_SEPARATOR, TeachingCorpus, build_corpus, render, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "_checkpoint"
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    # model
+    n_layer: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    seq_len: int = 128
+    vocab_size: int = 8192
+    # data
+    batch_size: int = 8
+    wiki_fraction: float = 0.125  # of all rows, this fraction is Wikipedia text (evenly spread)
+    wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
+    phrasings_per_epoch: int = 1  # each fact appears in this many train phrasings per pass
+    wiki_chars: int = 4_000_000
+    max_records: int | None = None  # use only the first N CounterFact cases (smoke tests)
+    # optimisation
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    decay_fraction: float = 0.3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    # budget
+    minutes: float = 36.0  # 0: no time budget
+    max_steps: int = 0  # 0: no step budget
+    checkpoint_minutes: float = 4.0
+    threads: int = 0  # 0: choose 1 or 2 by timing
+
+
+@dataclass
+class StreamState:
+    fact_epoch: int = 0
+    fact_row: int = 0
+    wiki_epoch: int = 0
+    wiki_pos: int = 0
+    rows_done: int = 0
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    train_seconds: float = 0.0
+    tokens_seen: int = 0
+    fact_tokens: int = 0
+    wiki_tokens: int = 0
+    fact_sentences_seen: int = 0
+    stream: StreamState = field(default_factory=StreamState)
+    loss_history: list = field(default_factory=list)  # [step, fact loss, wiki loss] every log interval
+
+
+# ---------------------------------------------------------------------------------------------
+# batches
+# ---------------------------------------------------------------------------------------------
+
+
+class BatchStream:
+    """Deterministic batches from the corpus; its position is a small JSON-able `StreamState`."""
+
+    def __init__(self, corpus: TeachingCorpus, tok, cfg: TrainConfig, state: StreamState):
+        self.corpus, self.tok, self.cfg, self.state = corpus, tok, cfg, state
+        self.eos = tok.eos_token_id
+        self.sep = tok(FACT_SEPARATOR, add_special_tokens=False)["input_ids"]
+        self.stop = tok(".", add_special_tokens=False)["input_ids"]
+        objects = sorted({f.object for f in corpus.facts})
+        self.object_ids = dict(zip(objects, tok([" " + o for o in objects], add_special_tokens=False)["input_ids"]))
+        self._prompt_ids: dict[str, list[int]] = {}  # tokenised prompts, reused across passes
+        self._rows_epoch = -1
+        self._rows: list[tuple[np.ndarray, np.ndarray, int]] = []
+        self._wiki_epoch = -1
+        self._wiki: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    # fact rows -----------------------------------------------------------------------------
+    def _fact_rows(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Pack one pass of fact sentences into rows of seq_len (+1 for the shifted labels)."""
+        rng = np.random.default_rng([self.cfg.seed, 17, epoch])
+        corpus, T = self.corpus, self.cfg.seq_len
+        items = []  # (prompt text, object)
+        for fact in corpus.facts:
+            templates = corpus.train_templates(fact)
+            k = min(self.cfg.phrasings_per_epoch, len(templates))
+            for j in rng.choice(len(templates), size=k, replace=False):
+                items.append((render(templates[j], fact.subject), fact.object))
+        order = rng.permutation(len(items))
+        new = sorted({p for p, _ in items if p not in self._prompt_ids})
+        if new:
+            self._prompt_ids.update(zip(new, self.tok(new, add_special_tokens=False)["input_ids"]))
+        prompt_ids = [self._prompt_ids[items[i][0]] for i in order]
+        rows = []
+        ids: list[int] = []
+        labelled: list[bool] = []
+        n_sent = 0
+
+        def flush():
+            nonlocal ids, labelled, n_sent
+            if n_sent:
+                x = np.full(T + 1, self.eos, dtype=np.int64)
+                m = np.zeros(T + 1, dtype=bool)
+                x[: len(ids)] = ids
+                m[: len(labelled)] = labelled
+                rows.append((x, m, n_sent))
+            ids, labelled, n_sent = [], [], 0
+
+        for i, p in zip(order, prompt_ids):
+            obj = self.object_ids[items[i][1]] + self.stop
+            sent = (self.sep if ids else []) + p + obj
+            if len(sent) > T + 1:
+                continue  # a sentence longer than a row: skip it
+            if len(ids) + len(sent) > T + 1:
+                flush()
+                sent = p + obj
+            ids += sent
+            labelled += [False] * (len(sent) - len(obj)) + [True] * len(obj)
+            n_sent += 1
+        flush()
+        return rows
+
+    def _next_fact_row(self):
+        s = self.state
+        if self._rows_epoch != s.fact_epoch:
+            self._rows = self._fact_rows(s.fact_epoch)
+            self._rows_epoch = s.fact_epoch
+            log.info("fact pass %d: %d rows", s.fact_epoch, len(self._rows))
+        row = self._rows[s.fact_row]
+        s.fact_row += 1
+        if s.fact_row >= len(self._rows):
+            s.fact_epoch, s.fact_row = s.fact_epoch + 1, 0
+        return row
+
+    # wiki rows ------------------------------------------------------------------------------
+    def _wiki_tokens(self, epoch: int) -> np.ndarray:
+        docs = [self.corpus.wiki[i] for i in self.corpus.wiki_order(epoch)]
+        ids = self.tok(docs, add_special_tokens=False)["input_ids"]
+        flat = []
+        for d in ids:
+            flat.extend(d)
+            flat.append(self.eos)
+        return np.asarray(flat, dtype=np.int64)
+
+    def _next_wiki_row(self):
+        s, T = self.state, self.cfg.seq_len
+        if self._wiki_epoch != s.wiki_epoch:
+            self._wiki = self._wiki_tokens(s.wiki_epoch)
+            self._wiki_epoch = s.wiki_epoch
+            log.info("wiki pass %d: %.2f M tokens", s.wiki_epoch, len(self._wiki) / 1e6)
+        if s.wiki_pos + T + 1 > len(self._wiki):
+            s.wiki_epoch, s.wiki_pos = s.wiki_epoch + 1, 0
+            return self._next_wiki_row()
+        x = self._wiki[s.wiki_pos : s.wiki_pos + T + 1]
+        s.wiki_pos += T
+        return x, np.ones(T + 1, dtype=bool), 0
+
+    def next_batch(self) -> dict:
+        """input_ids (B, T); labels (B, T) with -100 where there is no loss; counts."""
+        cfg, s = self.cfg, self.state
+        rows, flags = [], []
+        for _ in range(cfg.batch_size):
+            i, f = s.rows_done, cfg.wiki_fraction
+            s.rows_done += 1
+            flags.append(math.floor((i + 1) * f) > math.floor(i * f))
+            rows.append(self._next_wiki_row() if flags[-1] else self._next_fact_row())
+        x = torch.from_numpy(np.stack([r[0] for r in rows]))  # (B, T+1)
+        m = torch.from_numpy(np.stack([r[1] for r in rows]))
+        labels = torch.where(m[:, 1:], x[:, 1:], torch.full_like(x[:, 1:], -100))
+        return {
+            "input_ids": x[:, :-1].contiguous(),
+            "labels": labels.contiguous(),
+            "is_wiki": torch.tensor(flags),
+            "sentences": sum(r[2] for r in rows),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# model, optimiser, checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def make_model(cfg: TrainConfig, tok):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=cfg.seq_len,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(cfg.seed)
+    return GPT2LMHeadModel(config)
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
+    """Weight decay on the 2-D weight matrices of the blocks only (not embeddings, norms, biases)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim == 2 and ".h." in f".{name}" else no_decay).append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=cfg.betas,
+    )
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Warmup-stable-decay: linear warmup, the peak rate until `1 - decay_fraction` of the budget,
+    then a cosine down to min_lr_ratio * lr (a high rate for longer helps memorising facts)."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    t = (min(1.0, progress) - (1 - cfg.decay_fraction)) / cfg.decay_fraction
+    cos = 1.0 if t <= 0 else 0.5 * (1 + math.cos(math.pi * t))
+    return cfg.lr * warm * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos)
+
+
+def progress_of(cfg: TrainConfig, state: TrainState) -> float:
+    p = 0.0
+    if cfg.max_steps:
+        p = max(p, state.step / cfg.max_steps)
+    if cfg.minutes:
+        p = max(p, state.train_seconds / (60 * cfg.minutes))
+    return p
+
+
+def save_checkpoint(folder: Path, model, opt: torch.optim.AdamW, cfg: TrainConfig, state: TrainState) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    tensors, meta = {}, []
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for i, p in enumerate(params):
+        st = opt.state.get(p, {})
+        entry = {}
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.ndim > 0:
+                tensors[f"{i}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                entry[k] = float(v.item() if torch.is_tensor(v) else v)
+        meta.append(entry)
+    tensors["torch_rng_state"] = torch.get_rng_state()
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    (tmp / "state.json").write_text(
+        json.dumps({"config": asdict(cfg), "state": asdict(state), "optimizer": {"groups": groups, "scalars": meta}})
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    log.info("checkpoint: step %d, %.0f s of training", state.step, state.train_seconds)
+
+
+def load_checkpoint(folder: Path, model, opt: torch.optim.AdamW) -> TrainState:
+    load_model(model, str(folder / "model.safetensors"))
+    blob = json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for i, (p, scalars) in enumerate(zip(params, blob["optimizer"]["scalars"])):
+        st = {k: torch.tensor(v, dtype=torch.float32) for k, v in scalars.items()}
+        for k in ("exp_avg", "exp_avg_sq"):
+            if f"{i}.{k}" in tensors:
+                st[k] = tensors[f"{i}.{k}"].to(p.device)
+        if st:
+            opt.state[p] = st
+    for g, saved in zip(opt.param_groups, blob["optimizer"]["groups"]):
+        g.update({k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    torch.set_rng_state(tensors["torch_rng_state"])
+    s = blob["state"]
+    s["stream"] = StreamState(**s["stream"])
+    return TrainState(**s)
+
+
+def config_from_state(folder: Path) -> TrainConfig:
+    c = json.loads((folder / "state.json").read_text())["config"]
+    c["betas"] = tuple(c["betas"])
+    return TrainConfig(**c)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+class ThreadTuner:
+    """Keep whichever of 1 or 2 CPU threads currently gives the faster steps.
+
+    Starts with 1 thread; after `first` steps and then every `every` steps it runs up to `probe`
+    steps with the other count (stopping at the first clearly slower one) and switches if their
+    median step is >10% faster.
+    """
+
+    def __init__(self, fixed: int, first: int = 10, every: int = 300, probe: int = 4):
+        self.fixed, self.first, self.every, self.probe = fixed, first, every, probe
+        self.options = [1, 2] if (os.cpu_count() or 1) >= 2 else [1]
+        self.current = fixed or 1
+        torch.set_num_threads(self.current)
+        self.recent: list[float] = []  # step times with the current count
+        self.trial: list[float] = []  # step times of the probe
+        self.probing: int | None = None
+        self.since = 0  # steps since the last probe
+        self.next_probe = first
+
+    def record(self, seconds: float) -> None:
+        if self.fixed or len(self.options) == 1:
+            return
+        if self.probing is not None:
+            self.trial.append(seconds)
+            clearly_slower = seconds > 1.5 * sorted(self.recent)[len(self.recent) // 2]
+            if len(self.trial) >= self.probe or clearly_slower:
+                mine = sorted(self.recent)[len(self.recent) // 2]
+                theirs = sorted(self.trial)[len(self.trial) // 2]
+                if theirs < 0.9 * mine:
+                    log.info("threads: %d -> %d (%.2f s vs %.2f s a step)", self.current, self.probing, theirs, mine)
+                    self.current, self.recent = self.probing, list(self.trial)
+                self.probing, self.trial, self.since, self.next_probe = None, [], 0, self.every
+                torch.set_num_threads(self.current)
+            return
+        self.recent = (self.recent + [seconds])[-self.probe :]
+        self.since += 1
+        if self.since >= self.next_probe and len(self.recent) >= min(self.probe, self.next_probe):
+            self.probing = [o for o in self.options if o != self.current][0]
+            torch.set_num_threads(self.probing)
+
+
+def _loss(model, batch, device, wiki_weight: float) -> tuple[torch.Tensor, float, float]:
+    """Mean fact-object cross-entropy + wiki_weight * mean wiki cross-entropy, logits computed
+    only where there is a label."""
+    ids = batch["input_ids"].to(device)
+    labels = batch["labels"].to(device)
+    hidden = model.transformer(input_ids=ids).last_hidden_state  # (B, T, C)
+    sel = labels != -100  # (B, T)
+    logits = model.lm_head(hidden[sel])  # (N, V)
+    per_tok = torch.nn.functional.cross_entropy(logits.float(), labels[sel], reduction="none")
+    row = torch.arange(ids.shape[0], device=device)[:, None].expand_as(sel)[sel]
+    is_wiki = batch["is_wiki"].to(device)[row]
+    zero = per_tok.sum() * 0
+    wiki = per_tok[is_wiki].mean() if is_wiki.any() else zero
+    fact = per_tok[~is_wiki].mean() if (~is_wiki).any() else zero
+    nan = float("nan")
+    return fact + wiki_weight * wiki, fact.item() if (~is_wiki).any() else nan, wiki.item() if is_wiki.any() else nan
+
+
+def train(args) -> Path:
+    out = Path(args.out)
+    ckpt = out / CHECKPOINT
+    resuming = (ckpt / "state.json").exists()
+    if resuming:
+        cfg = config_from_state(ckpt)
+        log.info("resuming from %s", ckpt)
+    else:
+        cfg = TrainConfig(
+            seed=args.seed,
+            minutes=args.minutes,
+            max_steps=args.max_steps,
+            max_records=args.max_records,
+            n_layer=args.n_layer,
+            n_embd=args.n_embd,
+            n_head=args.n_head,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            wiki_fraction=args.wiki_fraction,
+            vocab_size=args.vocab_size,
+            threads=args.threads,
+            checkpoint_minutes=args.checkpoint_minutes,
+        )
+    if not cfg.minutes and not cfg.max_steps:
+        raise SystemExit("give a budget: --minutes M and/or --max-steps N")
+    wall0 = time.time()
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    corpus = build_corpus(args.data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars)
+    out.mkdir(parents=True, exist_ok=True)
+    if resuming:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(out)
+    else:
+        tok = train_tokenizer(corpus, vocab_size=cfg.vocab_size)
+        tok.save_pretrained(out)
+        (out / "splits.json").write_text(json.dumps(corpus.splits_json(), indent=1))
+    _check_tokenizer(tok)
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = make_model(cfg, tok).to(device)
+    opt = make_optimizer(model, cfg)
+    state = load_checkpoint(ckpt, model, opt) if resuming else TrainState()
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model: GPT-2 %d layers, d=%d, %d heads, vocab %d: %.2f M parameters, device %s",
+             cfg.n_layer, cfg.n_embd, cfg.n_head, len(tok), n_params / 1e6, device)
+    stream = BatchStream(corpus, tok, cfg, state.stream)
+    tuner = ThreadTuner(cfg.threads if device.type == "cpu" else 1)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    model.train()
+    bar = tqdm(total=100, unit="%", disable=args.no_progress, desc="train", initial=int(100 * progress_of(cfg, state)))
+    last_ckpt = time.time()
+    window: list[tuple[float, float]] = []
+    log_every = 25
+    while progress_of(cfg, state) < 1.0:
+        t0 = time.time()
+        batch = stream.next_batch()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, state.step, progress_of(cfg, state))
+        with autocast:
+            loss, fact_loss, wiki_loss = _loss(model, batch, device, cfg.wiki_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        dt = time.time() - t0
+        tuner.record(dt)
+        state.step += 1
+        state.train_seconds += dt
+        n_tok = batch["input_ids"].numel()
+        state.tokens_seen += n_tok
+        n_wiki = int(batch["is_wiki"].sum()) * cfg.seq_len
+        state.wiki_tokens += n_wiki
+        state.fact_tokens += n_tok - n_wiki
+        state.fact_sentences_seen += batch["sentences"]
+        window.append((fact_loss, wiki_loss))
+        if state.step % log_every == 0:
+            f = float(np.nanmean([w[0] for w in window]))
+            w = float(np.nanmean([w[1] for w in window]))
+            state.loss_history.append([state.step, round(f, 4), round(w, 4)])
+            window = []
+            log.info("step %d  fact loss %.3f  wiki loss %.3f  lr %.2e  %.0f tok/s  threads %d  %.0f s",
+                     state.step, f, w, opt.param_groups[0]["lr"], n_tok / dt, torch.get_num_threads(),
+                     state.train_seconds)
+            bar.set_postfix(fact=f"{f:.3f}", wiki=f"{w:.3f}", tok_s=f"{n_tok / dt:.0f}")
+        bar.update(int(100 * progress_of(cfg, state)) - bar.n)
+        if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
+            save_checkpoint(ckpt, model, opt, cfg, state)
+            last_ckpt = time.time()
+    bar.close()
+    save_checkpoint(ckpt, model, opt, cfg, state)  # a kill during the final save can still resume
+    _write_final(out, model, tok, cfg, state, corpus, n_params, time.time() - wall0, device)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def _check_tokenizer(tok) -> None:
+    ids = tok(" Paris", add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        log.warning("tokenizer: ' Paris' is %d tokens, expected one with its leading space", len(ids))
+
+
+def _write_final(out: Path, model, tok, cfg, state: TrainState, corpus, n_params, wall, device) -> None:
+    model = model.to("cpu")
+    fp32_mb = n_params * 4 / 2**20
+    dtype = torch.float32 if fp32_mb <= 29 else torch.float16
+    model.to(dtype).save_pretrained(out, safe_serialization=True)
+    model.float()
+    last = state.loss_history[-4:]
+    training = {
+        "architecture": "GPT2LMHeadModel",
+        "parameters": n_params,
+        "saved_dtype": str(dtype).replace("torch.", ""),
+        "config": asdict(cfg),
+        "steps": state.step,
+        "tokens_seen": state.tokens_seen,
+        "fact_tokens": state.fact_tokens,
+        "wiki_tokens": state.wiki_tokens,
+        "fact_sentences_seen": state.fact_sentences_seen,
+        "exposures_per_fact": round(state.fact_sentences_seen / max(1, len(corpus.facts)), 2),
+        "facts": len(corpus.facts),
+        "train_seconds": round(state.train_seconds, 1),
+        "wall_seconds_this_run": round(wall, 1),
+        "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
+        "final_fact_loss": round(float(np.mean([x[1] for x in last])), 4) if last else None,
+        "final_wiki_loss": round(float(np.mean([x[2] for x in last])), 4) if last else None,
+        "loss_history": state.loss_history,
+        "device": str(device),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+        "command": "python -m editkit.teaching.train --out " + str(out),
+    }
+    (out / "training.json").write_text(json.dumps(training, indent=1))
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 2**20
+    log.info("done: %d steps, %.1f M tokens, %.0f s training, final fact loss %s, wiki loss %s; %s is %.1f MB",
+             state.step, state.tokens_seen / 1e6, state.train_seconds, training["final_fact_loss"],
+             training["final_wiki_loss"], out, size)
+
+
+def main(argv=None) -> None:
+    d = TrainConfig()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="model folder (e.g. editkit/assets/editkit-teach)")
+    ap.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="shared data folder (default ../shared/data)")
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--minutes", type=float, default=d.minutes, help="training time budget (0: none)")
+    ap.add_argument("--max-steps", type=int, default=d.max_steps, help="step budget (0: none)")
+    ap.add_argument("--max-records", type=int, default=None, help="only the first N CounterFact cases (smoke test)")
+    ap.add_argument("--n-layer", type=int, default=d.n_layer)
+    ap.add_argument("--n-embd", type=int, default=d.n_embd)
+    ap.add_argument("--n-head", type=int, default=d.n_head)
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    ap.add_argument("--wiki-fraction", type=float, default=d.wiki_fraction, help="share of rows that are Wikipedia")
+    ap.add_argument("--vocab-size", type=int, default=d.vocab_size)
+    ap.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: pick 1 or 2 by timing)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    train(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The `editkit` command line on a tiny random GPT-2 saved to a folder."""
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+
+from editkit import Edit
+from editkit.cli import main, parse_grid, parse_layers, parse_pairs
+from editkit.sweep import read_records
+
+from models import tiny, tokenizer
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny-gpt2")
+    tiny("gpt2").save_pretrained(d)
+    tokenizer().save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("stats")
+    return ["--no-progress", "--layers", "2", "--hparam", "steps=3", "--hparam", "n_context=1", "--hparam", "context=fixed", "--hparam", "n_tokens=1500",
+            "--hparam", "max_len=64", "--hparam", f"cache_dir={cache}"]
+
+
+def test_parsers():
+    assert parse_layers("3,4,5") == parse_layers("3-5") == [3, 4, 5]
+    assert parse_layers("7") == [7] and parse_layers(None) is None
+    assert parse_pairs(["alpha=0.1", "serial=true", "context=fixed", "layers=[1,2]"]) == {
+        "alpha": 0.1, "serial": True, "context": "fixed", "layers": [1, 2]}
+    assert parse_grid(["alpha=0,0.1", "emmet.mom2_weight=[1, 10]"]) == {"alpha": [0, 0.1], "emmet.mom2_weight": [1, 10]}
+    with pytest.raises(SystemExit):
+        parse_pairs(["alpha"])
+
+
+def test_edit_saves_edit_and_model(model_dir, fast, tmp_path, capsys):
+    edit_dir, out_dir = tmp_path / "edit", tmp_path / "model"
+    rc = main(["edit", "--model", model_dir, "--prompt", "{} plays the sport of", "--subject", "Michael Jordan",
+               "--target", "baseball", "--true", "basketball", "--hparam", "alpha=0", *fast,
+               "--save-edit", str(edit_dir), "--save-model", str(out_dir)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "P(new) before" in out and "P(true) after" in out and "Michael Jordan plays the sport of" in out
+    assert "objective=emmet" in out  # the edit report
+    edit = Edit.load(edit_dir)
+    assert edit.config["hparams"]["alpha"] == 0 and edit.requests[0]["target_new"] == "baseball"
+    from transformers import AutoModelForCausalLM
+
+    original, edited = AutoModelForCausalLM.from_pretrained(model_dir), AutoModelForCausalLM.from_pretrained(out_dir)
+    w0, w1 = original.transformer.h[2].mlp.c_proj.weight, edited.transformer.h[2].mlp.c_proj.weight
+    (u,) = edit.updates
+    assert torch.allclose(w1 - w0, u.delta.T.float(), atol=1e-5)  # GPT-2's Conv1D stores Wᵀ
+    assert torch.equal(original.transformer.h[1].mlp.c_proj.weight, edited.transformer.h[1].mlp.c_proj.weight)
+
+
+def test_edit_from_requests_file_then_eval(model_dir, fast, tmp_path, capsys):
+    from editkit.evaluation import load
+
+    recs = load("counterfact:val", n=2).records
+    (tmp_path / "reqs.json").write_text(json.dumps(recs))
+    assert main(["edit", "--model", model_dir, "--requests", str(tmp_path / "reqs.json"), "--objective", "memit", *fast,
+                 "--save-edit", str(tmp_path / "e")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--model", model_dir, "--dataset", "counterfact:val", "--n", "2", "--edit", str(tmp_path / "e"),
+                 "--no-progress", "--out", str(tmp_path / "res.json")]) == 0
+    out = capsys.readouterr().out
+    assert "efficacy_success" in out and "edited" in out and "memorization_error" in out
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert set(res) >= {"unedited", "edited", "edit", "rows"} and res["dataset"]["n"] == 2
+    assert res["edit"]["delta_norm"].keys() == {"2"}
+
+
+def test_eval_zsre_unedited(model_dir, capsys):
+    assert main(["eval", "--model", model_dir, "--dataset", "zsre", "--n", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "specificity" in out and "efficacy" in out
+
+
+def test_sweep_command(model_dir, fast, tmp_path, capsys):
+    out = tmp_path / "s.jsonl"
+    args = ["sweep", "--model", model_dir, "--dataset", "counterfact:val", "--n", "1", "--objectives", "rome",
+            "--strategies", "single", "--batch-sizes", "1", *fast, "--seed", "1",
+            "--out", str(out), "--plots", str(tmp_path / "p"), "--table", str(tmp_path / "t.md")]
+    assert main(args) == 0
+    (run,) = [r for r in read_records(out) if r["kind"] == "run"]
+    assert run["objective"] == "rome" and run["seed"] == 1 and run["config"]["target"]["steps"] == 3
+    assert (tmp_path / "p" / "summary.png").exists() and "| rome | single |" in (tmp_path / "t.md").read_text()
+    assert "| rome | single |" in capsys.readouterr().out
+    assert main(["sweep", "--out", str(out), "--report-only"]) == 0
+
+
+def test_stats_command(model_dir, tmp_path, capsys):
+    assert main(["stats", "--model", model_dir, "--layers", "1", "--n-tokens", "800", "--cache-dir", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "tr C0" in out and str(tmp_path) in out
+    assert len(list(tmp_path.glob("c0-*.safetensors"))) == 1
+
+
+def test_passthrough_to_trace_and_demo(monkeypatch):
+    seen = {}
+    fake_demo = types.ModuleType("editkit.demo")
+    fake_demo.main = lambda argv: seen.setdefault("demo", argv) and 0
+    monkeypatch.setitem(sys.modules, "editkit.demo", fake_demo)
+    import editkit.trace
+
+    monkeypatch.setattr(editkit.trace, "main", lambda argv: seen.setdefault("trace", argv) and 0)
+    assert main(["demo", "--x", "1"]) == 0 and seen["demo"] == ["--x", "1"]
+    assert main(["trace", "--model", "m", "--facts", "f"]) == 0 and seen["trace"] == ["--model", "m", "--facts", "f"]
+
+
+def test_errors_are_messages(model_dir):
+    with pytest.raises(SystemExit, match="unknown objective"):
+        main(["edit", "--model", model_dir, "--objective", "nope", "--prompt", "{} is", "--subject", "A", "--target", "b"])
+    with pytest.raises(SystemExit, match="--requests FILE"):
+        main(["edit", "--model", model_dir])
+    with pytest.raises(SystemExit, match="cannot load model"):
+        main(["eval", "--model", "/nonexistent/model/dir", "--n", "1"])

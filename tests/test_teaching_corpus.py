@@ -1,0 +1,133 @@
+"""The teaching corpus: relation templates, held-out phrasings, determinism, tokenizer."""
+
+from pathlib import Path
+
+import pytest
+
+from editkit.teaching import TEACH_MODEL_DIR
+from editkit.teaching.corpus import (
+    TemplateIndex,
+    build_corpus,
+    load_counterfact,
+    recover_relations,
+    render,
+    rephrase_template,
+    train_tokenizer,
+)
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+pytestmark = pytest.mark.skipif(not (DATA / "counterfact").exists(), reason="needs ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    return recover_relations(load_counterfact(DATA))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return build_corpus(DATA, seed=0, max_records=1500, wiki_chars=300_000)
+
+
+def relation_with(recovery, template):
+    hits = [r for r in recovery.relations if template in r.templates]
+    assert hits, f"no relation has {template!r}"
+    return hits
+
+
+def test_located_in_is_one_relation(recovery):
+    rels = relation_with(recovery, "{}, which is located in")
+    assert any("{} is located in" in r.templates for r in rels)
+
+
+def test_shared_template_does_not_merge_relations(recovery):
+    # "{} plays" ends in a genre, an instrument or a sport: those stay three relations
+    genre = relation_with(recovery, "The genre played by {} is")
+    instrument = relation_with(recovery, "{} plays the instrument")
+    sport = relation_with(recovery, "{} professionally plays the sport")
+    assert {r.id for r in genre}.isdisjoint({r.id for r in instrument})
+    assert {r.id for r in sport}.isdisjoint({r.id for r in instrument})
+    assert any("{}, playing the" in r.templates for r in instrument)
+    assert 20 <= len(recovery.relations) <= 40
+
+
+def test_template_matching():
+    index = TemplateIndex(["{} is located in", "{}, which is located in", "{} is in"])
+    assert index.split_filled("Biure, which is located in") == ("{}, which is located in", "Biure")
+    assert index.split_filled("nothing to see here") is None
+    noisy = "and Sallie Beavers Riley. Autonomous University of Madrid is located in"
+    assert rephrase_template(noisy, "Autonomous University of Madrid", index) == ("{} is located in", True)
+    derived = "Some noise here. Where Shree Pundalik is from, people speak the language of"
+    assert rephrase_template(derived, "Shree Pundalik", index) == (
+        "Where {} is from, people speak the language of",
+        False,
+    )
+
+
+def test_held_out_phrasings_never_in_training(small):
+    held = small.held_out_sentences()
+    assert held, "some relation should hold out a phrasing"
+    train = set(small.all_train_sentences())
+    assert not train.intersection(held)
+    text = "\n".join(small.epoch_sentences(0, per_fact=3))
+    assert not [s for s in held[:300] if s in text]
+    for rel in small.relations:
+        s = small.splits[rel.id]
+        assert set(s["train"]).isdisjoint(s["held_out"]) and s["train"]
+        assert set(s["held_out"]) <= set(rel.prompt_templates)
+
+
+def test_deterministic_under_seed(small):
+    again = build_corpus(DATA, seed=0, max_records=1500, wiki_chars=300_000)
+    assert again.splits_json() == small.splits_json()
+    assert again.epoch_sentences(3) == small.epoch_sentences(3)
+    assert again.wiki_order(1) == small.wiki_order(1)
+    other = build_corpus(DATA, seed=1, max_records=1500, wiki_chars=300_000)
+    assert other.epoch_sentences(3) != small.epoch_sentences(3)
+
+
+def test_tokenizer_round_trip_and_offsets(small, tmp_path):
+    from transformers import AutoTokenizer
+
+    from editkit.tokens import locate_subject
+
+    train_tokenizer(small, vocab_size=2048, wiki_chars=300_000).save_pretrained(tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    assert tok.is_fast and tok.eos_token == tok.bos_token == tok.pad_token == "<|endoftext|>"
+    for text in small.epoch_sentences(0)[:50] + [small.wiki[0][:2000], "Ünïcödé — 東京 😀"]:
+        assert tok.decode(tok(text)["input_ids"]) == text
+    # a word with its leading space is one token, as in GPT-2
+    assert tok.convert_ids_to_tokens(tok(" located")["input_ids"]) == ["Ġlocated"]
+    text = "Autonomous University of Madrid is located in"
+    enc = tok(text, return_offsets_mapping=True)
+    assert enc["offset_mapping"][-1][1] == len(text)
+    _, first, last = locate_subject(tok, "{} is located in", "Autonomous University of Madrid")
+    assert first == 0 and tok.decode(enc["input_ids"][last + 1 :]) == " is located in"
+
+
+@pytest.mark.skipif(not (TEACH_MODEL_DIR / "tokenizer.json").exists(), reason="teaching model not trained")
+def test_shipped_tokenizer():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(TEACH_MODEL_DIR)
+    assert tok.convert_ids_to_tokens(tok(" Paris")["input_ids"]) == ["ĠParis"]
+    assert len(tok(render("{} is located in", "Paris", "France"))["input_ids"]) <= 8
+
+
+def test_fact_rows_train_only_objects(small):
+    import torch
+
+    from editkit.teaching.train import BatchStream, StreamState, TrainConfig
+
+    tok = train_tokenizer(small, vocab_size=1024, wiki_chars=100_000)
+    cfg = TrainConfig(batch_size=4, wiki_fraction=0.25, seq_len=64)
+    batch = BatchStream(small, tok, cfg, StreamState()).next_batch()
+    assert batch["input_ids"].shape == batch["labels"].shape == (4, 64)
+    assert batch["is_wiki"].tolist() == [False, False, False, True]
+    assert (batch["labels"][3] != -100).all()  # the wiki row: every token
+    objects = {f.object for f in small.facts}
+    for row, labels in zip(batch["input_ids"][:3], batch["labels"][:3]):
+        keep = labels != -100
+        assert keep.any() and torch.equal(labels[:-1][keep[:-1]], row[1:][keep[:-1]])
+        words = tok.decode(labels[keep]).split(".")
+        assert all(w.strip() in objects for w in words if w.strip())
