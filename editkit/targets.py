@@ -317,10 +317,15 @@ def _families(ids: list[list[int]], subj: list[int], key_len: int = 4, min_share
 
 
 class _UpperPass:
-    """Blocks 0..L once per chunk; each step blocks L+1 … end on positions ≥ each group's s0."""
+    """Blocks 0..L once per chunk; each step blocks L+1 … end on positions ≥ each group's s0.
 
-    MAX_ROWS = 256  # rows per group (bounds the memory of one forward)
-    OVERHEAD = 16  # cost of one more group, in positions run per step (Python + per-call work)
+    Once (no gradient): every row's block-L output H (B, T, d) and the upper blocks' keys/values
+    (B, heads, T, head_dim), from forwards over families of rows that share a context prefix
+    (the prefix itself run once, batch 1, and handed over as the attention cache).
+    Each step: rows regrouped by (subject position, length), see `_split`."""
+
+    MAX_ROWS = 256  # rows per forward (bounds the memory of one forward)
+    OVERHEAD = 16  # cost of one more step group, in positions run per step (Python + per-call work)
 
     def __init__(self, model, layer: int, b: _Batch):
         from transformers import DynamicCache  # transformers ≥ 4.56 cache API
@@ -334,15 +339,22 @@ class _UpperPass:
         self._reads: tuple | None = None  # its read points (local row, local position)
         dev = b.ids.device
         subj = b.subj.tolist()
-        read_rows = b.read_b.tolist()
-        order, groups = [], []
+
+        # once: H and the upper K/V of every row, family by family
+        self._H: torch.Tensor | None = None  # (B, T, d)
+        self._KV: list[list[torch.Tensor]] = []  # per block above L: [K, V], each (B, heads, T, head_dim)
         rows_ids = [x[:n].tolist() for x, n in zip(b.ids.cpu(), b.lens)]
         for family, P in _families(rows_ids, subj):
             prefix = self._prefix(family[0], P) if P else None
-            for part in _split([subj[r] for r in family], [b.lens[r] for r in family], self.MAX_ROWS, self.OVERHEAD):
-                groups.append(([family[i] for i in part], P, prefix))
-        for rows, P, prefix in groups:
-            g = self._prepare(rows, P, prefix)
+            for part in _split([P] * len(family), [b.lens[r] for r in family], self.MAX_ROWS, self.OVERHEAD):  # by length
+                self._fill([family[i] for i in part], P, prefix)
+        self.h0 = self._H[b.plain_row, b.subj[b.plain_row]].float()  # (n, d)
+
+        # per step: groups of rows with one split point each
+        read_rows = b.read_b.tolist()
+        order = []
+        for rows in _split(subj, b.lens, self.MAX_ROWS, self.OVERHEAD):
+            g = self._group(rows)
             mine = {r: k for k, r in enumerate(rows)}
             pts = [p for p, r in enumerate(read_rows) if r in mine]
             g.read_r = torch.tensor([mine[read_rows[p]] for p in pts], dtype=torch.long, device=dev)
@@ -352,64 +364,72 @@ class _UpperPass:
             order += pts
             self.groups.append(g)
         self.inverse = torch.argsort(torch.tensor(order, device=dev))  # group order → read-point order
-        h0 = torch.empty(len(b.plain_row), self.groups[0].h.shape[-1], device=dev)
-        plain = {int(r): i for i, r in enumerate(b.plain_row.tolist())}
-        for g in self.groups:
-            for k, r in enumerate(g.rows.tolist()):
-                if r in plain:
-                    h0[plain[r]] = g.h[k, g.at[k]].float()
-        self.h0 = h0  # (n, d)
+        self._H = None
+        self._KV = []
 
-    @torch.no_grad()
-    def _prefix(self, row: int, P: int) -> list:
-        """Every block's (keys, values) at the P prefix tokens shared by a family of rows (batch 1)."""
-        out = self.base(input_ids=self.b.ids[row : row + 1, :P], use_cache=True)
-        cache = getattr(out, "past_key_values", None)
+    def _caches(self, cache, T: int) -> list:
+        """[(keys, values)] of every block from a forward's cache, each holding all T positions."""
         kv = [(k, v) for k, v, *_ in cache] if cache is not None else []
-        if len(kv) != len(self.blocks) or any(k is None or k.shape[-2] != P for k, _ in kv):
-            raise _Unsupported("the attention cache does not hold every block and position")
+        if len(kv) != len(self.blocks) or any(k is None or k.shape[-2] != T for k, _ in kv):
+            raise _Unsupported("the attention cache does not hold every block and position (sliding window?)")
         return kv
 
     @torch.no_grad()
-    def _prepare(self, rows: list[int], P: int = 0, prefix: list | None = None) -> _Group:
-        """The group's h_L and upper K/V, from one forward of its rows; the first P positions,
-        shared by all rows, come from `prefix` (the cache of their common tokens)."""
+    def _prefix(self, row: int, P: int) -> tuple[list, torch.Tensor]:
+        """The P tokens a family shares, run once (batch 1): every block's (keys, values) and
+        block L's output there (1, P, d)."""
+        got = {}
+
+        def grab(_m, _i, output):
+            got["h"] = hidden_of(output)
+
+        with hooks((self.blocks[self.layer], grab)):
+            out = self.base(input_ids=self.b.ids[row : row + 1, :P], use_cache=True)
+        return self._caches(getattr(out, "past_key_values", None), P), got["h"]
+
+    @torch.no_grad()
+    def _fill(self, rows: list[int], P: int, prefix) -> None:
+        """H and the upper K/V of `rows` from one forward over their positions ≥ P (the first P,
+        shared by all of them, come from `prefix`)."""
         b, L = self.b, self.layer
         dev = b.ids.device
         idx = torch.tensor(rows, dtype=torch.long, device=dev)
-        s0 = min(b.subj[idx].tolist())
-        T = max(b.lens[r] for r in rows)
-        G = len(rows)
-        ids, mask = b.ids[idx, :T], b.mask[idx, :T]
+        T, G = max(b.lens[r] for r in rows), len(rows)
         got = {}
 
         def grab(_m, _i, output):
             got["out"] = output
-            got["h"] = hidden_of(output)[:, s0 - P :].clone()
+            got["h"] = hidden_of(output)
 
         past = None
         if P:
-            past = self._Cache(ddp_cache_data=[(k.expand(G, *k.shape[1:]), v.expand(G, *v.shape[1:])) for k, v in prefix], config=self.model.config)
+            past = self._Cache(ddp_cache_data=[(k.expand(G, *k.shape[1:]), v.expand(G, *v.shape[1:])) for k, v in prefix[0]], config=self.model.config)
         pos = torch.arange(P, T, device=dev).expand(G, T - P)
         with hooks((self.blocks[L], grab)):
-            out = self.base(input_ids=ids[:, P:], attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=s0 > 0)
+            out = self.base(input_ids=b.ids[idx, P:T], attention_mask=b.mask[idx, :T], position_ids=pos, past_key_values=past, use_cache=True)
         self._template = got["out"]
-        kv = []
-        if s0 > 0:
-            cache = getattr(out, "past_key_values", None)
-            if cache is None:
-                raise _Unsupported("the model returned no attention cache")
-            for i, (k, v, *_) in enumerate(cache):
-                if i <= L:
-                    continue
-                if k is None or k.shape[-2] != T:
-                    raise _Unsupported(f"block {i}'s cache does not hold every position (sliding window?)")
-                kv.append((k[..., :s0, :].clone(), v[..., :s0, :].clone()))
-            if len(kv) != len(self.blocks) - L - 1:
-                raise _Unsupported("the attention cache has an unexpected number of layers")
-        W = T - s0
-        pos = torch.arange(s0, T, device=dev).expand(G, W)
-        return _Group(idx, s0, ids[:, s0:], mask, pos, got["h"], kv, b.subj[idx] - s0, b.owner[idx], None, None)
+        kv = self._caches(getattr(out, "past_key_values", None), T)[L + 1 :]
+        h = got["h"]  # (G, T − P, d)
+        if self._H is None:
+            B, Tmax = b.ids.shape
+            self._H = h.new_zeros(B, Tmax, h.shape[-1])
+            self._KV = [[k.new_zeros(B, *k.shape[1:2], Tmax, k.shape[-1]) for k in pair] for pair in kv]
+        self._H[idx, P:T] = h
+        if P:
+            self._H[idx, :P] = prefix[1]
+        for (K, V), (k, v) in zip(self._KV, kv):
+            K[idx, :, :T] = k
+            V[idx, :, :T] = v
+
+    def _group(self, rows: list[int]) -> _Group:
+        """A step group: h_L from its first subject position s0 on, upper K/V before s0."""
+        b = self.b
+        idx = torch.tensor(rows, dtype=torch.long, device=b.ids.device)
+        s0 = min(b.subj[idx].tolist())
+        T, G = max(b.lens[r] for r in rows), len(rows)
+        kv = [(K[idx, :, :s0].clone(), V[idx, :, :s0].clone()) for K, V in self._KV] if s0 > 0 else []
+        pos = torch.arange(s0, T, device=idx.device).expand(G, T - s0)
+        return _Group(idx, s0, b.ids[idx, s0:T], b.mask[idx, :T], pos, self._H[idx, s0:T].clone(), kv, b.subj[idx] - s0, b.owner[idx], None, None)
 
     def _give(self, i: int):
         def give(hidden):

@@ -28,7 +28,9 @@ the same object). Relation ids are not given, so the relation templates are reco
    uses it.
 
 Facts are (subject, relation, object): each case's (subject, ground_truth) and its neighbour's
-(locality subject, locality_ground_truth), deduplicated by (subject, relation). Every relation
+(locality subject, locality_ground_truth), deduplicated by (subject, relation), for the cases
+selected by `fact_cases` (the teaching model uses DEFAULT_FACT_CASES; relations always come from
+all cases). Every relation
 keeps some of its prompt templates out of training (`held_out`, 1 of every `hold_out_every`) for
 the paraphrase metric. Everything is deterministic under the seed.
 """
@@ -56,12 +58,13 @@ FACT_SEPARATOR = "\n"
 
 
 def load_counterfact(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> list[dict]:
-    """CounterFact cases (flat EasyEdit format) of the given splits, in file order."""
+    """CounterFact cases (flat EasyEdit format) of the given splits, in file order; each record
+    gets a "split" key naming its file."""
     folder = Path(data_dir) / "counterfact"
     records: list[dict] = []
     for split in splits:
         with open(folder / f"counterfact-{split}.json", encoding="utf-8") as f:
-            records.extend(json.load(f))
+            records.extend({**r, "split": split} for r in json.load(f))
     return records
 
 
@@ -386,12 +389,18 @@ class Fact:
     case_id: int
 
 
-def build_facts(records: list[dict], recovery: RelationRecovery) -> tuple[list[Fact], dict]:
-    """Case facts and neighbour facts, deduplicated by (subject, relation); first one wins."""
+def build_facts(
+    records: list[dict], recovery: RelationRecovery, use: list[bool] | None = None
+) -> tuple[list[Fact], dict]:
+    """Case facts and neighbour facts of the records with `use` true (default all), deduplicated
+    by (subject, relation); the first one wins."""
     facts: list[Fact] = []
     seen: dict[tuple[str, str], str] = {}
     conflicts = dropped = 0
-    for r, ri, loc in zip(records, recovery.case_relation, recovery.locality):
+    use = use if use is not None else [True] * len(records)
+    for r, ri, loc, keep in zip(records, recovery.case_relation, recovery.locality, use):
+        if not keep:
+            continue
         if ri is None:
             dropped += 1
             continue
@@ -498,12 +507,14 @@ class TeachingCorpus:
         return {
             "seed": self.seed,
             "how": {
-                "facts": "CounterFact train+val: (subject, ground_truth) of each case and (locality subject, "
-                "locality_ground_truth) of its neighbour, deduplicated by (subject, relation)",
+                "facts": "(subject, ground_truth) of each selected CounterFact case (counts.fact_cases, ids in "
+                "counts.fact_case_ids) and (locality subject, locality_ground_truth) of its neighbour, "
+                "deduplicated by (subject, relation); relations are recovered from all train+val cases",
                 "relations": "templates recovered from prompt / locality / rephrase prompts, grouped by union-find "
                 "with an object-distribution guard (editkit.teaching.corpus)",
                 "held_out": "per relation, 1 of every 3 of its prompt templates (if it has >= 3) never appears "
-                "in training; derived (rephrase-only) phrasings always train",
+                "in training; derived (rephrase-only) phrasings always train; a train sentence equal to a "
+                "held-out sentence of another fact is dropped",
                 "sentence": "template with the subject, a space, the object, a full stop",
             },
             "counts": self.info,
@@ -522,19 +533,43 @@ class TeachingCorpus:
         }
 
 
+#: which CounterFact cases give facts by default: all of val, the first 500 of train. A small GPT-2
+#: needs well over 100 exposures per fact to know ~90% of them, which the 40-minute CPU budget
+#: affords for ~4k facts, not for all ~17.5k (train.py's docstring has the measurements).
+DEFAULT_FACT_CASES = {"val": None, "train": 500}
+
+
+def select_cases(records: list[dict], fact_cases: dict[str, int | None] | None) -> list[bool]:
+    """Per record: is it a fact case? `fact_cases` maps split -> how many of its first cases
+    (None: all; a split not named: none). None selects every record."""
+    if fact_cases is None:
+        return [True] * len(records)
+    seen: Counter = Counter()
+    use = []
+    for r in records:
+        split = r.get("split", "train")
+        limit = fact_cases.get(split, 0)
+        use.append(split in fact_cases and (limit is None or seen[split] < limit))
+        seen[split] += 1
+    return use
+
+
 def build_corpus(
     data_dir: str | Path,
     seed: int = 0,
     max_records: int | None = None,
     wiki_chars: int | None = 12_000_000,
     hold_out_every: int = 3,
+    fact_cases: dict[str, int | None] | None = None,
 ) -> TeachingCorpus:
-    """Recover relations, build facts and splits, load Wikipedia text; deterministic in `seed`."""
+    """Recover relations (from all cases), build facts (from the `fact_cases` selection, default
+    all) and splits, load Wikipedia text; deterministic in `seed`."""
     records = load_counterfact(data_dir)
     if max_records is not None:
         records = records[:max_records]
     recovery = recover_relations(records)
-    facts, fact_stats = build_facts(records, recovery)
+    use = select_cases(records, fact_cases)
+    facts, fact_stats = build_facts(records, recovery, use)
     splits = split_templates(recovery.relations, seed, hold_out_every)
     wiki = load_wikipedia(data_dir, max_chars=wiki_chars)
     info = {
@@ -546,6 +581,11 @@ def build_corpus(
         "wiki_docs": len(wiki),
         "wiki_chars": sum(len(d) for d in wiki),
         "max_records": max_records,
+        "fact_cases": fact_cases,
+        "fact_case_ids": {
+            split: [int(r.get("case_id", -1)) for r, u in zip(records, use) if u and r.get("split") == split]
+            for split in sorted({r.get("split", "train") for r in records})
+        },
     }
     log.info(
         "corpus: %d facts, %d train / %d held-out phrasings, %d distinct train sentences, %d wiki docs (%.1f M chars)",

@@ -51,7 +51,8 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: i
     model.eval()
     splits = json.loads((model_dir / "splits.json").read_text())
     max_records = splits["counts"].get("max_records")
-    corpus = build_corpus(data_dir, seed=splits["seed"], max_records=max_records, wiki_chars=0)
+    fact_cases = splits["counts"].get("fact_cases")
+    corpus = build_corpus(data_dir, seed=splits["seed"], max_records=max_records, wiki_chars=0, fact_cases=fact_cases)
     saved = {r["id"]: r for r in splits["relations"]}
     for rel in corpus.relations:  # splits.json is the authority on what was trained
         if rel.id in saved and (
@@ -76,6 +77,9 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: i
     records = load_counterfact(data_dir)
     if max_records is not None:
         records = records[:max_records]
+    known = {(split, i) for split, ids in splits["counts"].get("fact_case_ids", {}).items() for i in ids}
+    if known:  # the cases whose facts were trained
+        records = [r for r in records if (r["split"], int(r.get("case_id", -1))) in known]
     cases = rng.sample(records, min(n, len(records)))
 
     results = {

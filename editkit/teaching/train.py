@@ -4,20 +4,31 @@
                                      [--minutes 36] [--max-steps N] [--seed 0] [--no-progress]
 
 One seeded command: it builds the corpus (`corpus.py`), trains the byte-level BPE tokenizer,
-writes `splits.json` and the tokenizer into `--out`, then trains `GPT2LMHeadModel` with AdamW,
-linear warmup and cosine decay.
+writes `splits.json` and the tokenizer into `--out`, then trains `GPT2LMHeadModel` with AdamW and
+a warmup-stable-decay schedule (linear warmup, peak rate for 70% of the budget, cosine decay).
+
+Size and facts. A small GPT-2 needs well over 100 exposures per fact to prefer the true object
+over the counterfactual for ~90% of its facts. Measured here (pairwise accuracy on train
+phrasings): 17.5k facts x ~10 exposures (6 layers, d=192) 56%; 17.5k x 23 (4 x 128) 62%;
+1.9k x 50: 72%; 1.9k x 67: 79%; 160 x ~120: 100%. So the model is chosen for throughput: 4 layers,
+d=128, 4 heads, 8192-token vocabulary, context 128, tied embeddings (1.86 M parameters, 7.5 MB),
+~5-7k tokens/s on this shared 2-core CPU with 1 thread (6 x 192 ran at ~1.5-2k tokens/s, 6 x 256
+at ~0.8-1.4k). And the facts come by default from all CounterFact val cases and the first 500
+train cases with their neighbours (~4k facts, ~200 exposures each in the budget); relation
+templates are still recovered from all cases. `--train-cases -1` trains on every case, for a
+machine with more time.
 
 Budget. The run is time-boxed: the learning-rate schedule follows the fraction of the budget
 used, progress = max(step / max_steps, train_seconds / (60 * minutes)), and training stops at 1.
-The default (36 minutes of training, under a minute more for corpus, tokenizer and saving) keeps the
-whole command under 40 minutes on a 2-core CPU. The data order is a pure function of the seed;
+The default (36 minutes of training, under a minute more for corpus, tokenizer and
+saving) keeps the whole command under 40 minutes on a 2-core CPU, however busy. The data order is a pure function of the seed;
 with a time budget the number of steps depends on the machine, so pass `--minutes 0 --max-steps N`
 for a run that is deterministic end to end.
 
 Batches. Each batch has `batch_size` rows of `seq_len` tokens: a `wiki_fraction` of all rows
 (spread evenly) are contiguous Wikipedia text (loss on every token, so the model writes language),
-the rest packed fact sentences, "prompt object." joined by newlines, each row starting at a sentence. Fact rows are
-trained on the object tokens and the full stop only: the subject names and the template words
+the rest packed fact sentences, "prompt object." joined by newlines, each row starting at a
+sentence. Fact rows are trained on the object tokens and the full stop only: the subject names and the template words
 carry nothing to memorise, and skipping them spends the updates on the facts. The logits are
 computed only where there is a loss.
 
@@ -50,7 +61,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm.auto import tqdm
 
 from . import DEFAULT_DATA_DIR
-from .corpus import FACT_SEPARATOR, TeachingCorpus, build_corpus, render, train_tokenizer
+from .corpus import DEFAULT_FACT_CASES, FACT_SEPARATOR, TeachingCorpus, build_corpus, render, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +79,12 @@ class TrainConfig:
     vocab_size: int = 8192
     # data
     batch_size: int = 8
-    wiki_fraction: float = 0.125  # of all rows, this fraction is Wikipedia text (evenly spread)
+    wiki_fraction: float = 0.2  # of all rows, this fraction is Wikipedia text (evenly spread)
     wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
     phrasings_per_epoch: int = 1  # each fact appears in this many train phrasings per pass
     wiki_chars: int = 4_000_000
     max_records: int | None = None  # use only the first N CounterFact cases (smoke tests)
+    fact_cases: dict | None = field(default_factory=lambda: dict(DEFAULT_FACT_CASES))  # None: all
     # optimisation
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -85,7 +97,7 @@ class TrainConfig:
     minutes: float = 36.0  # 0: no time budget
     max_steps: int = 0  # 0: no step budget
     checkpoint_minutes: float = 4.0
-    threads: int = 0  # 0: choose 1 or 2 by timing
+    threads: int = 1  # 0: choose 1 or 2 by timing (risky on a busy machine: see ThreadTuner)
 
 
 @dataclass
@@ -416,6 +428,7 @@ def train(args) -> Path:
             minutes=args.minutes,
             max_steps=args.max_steps,
             max_records=args.max_records,
+            fact_cases=_fact_cases(args.train_cases, args.val_cases),
             n_layer=args.n_layer,
             n_embd=args.n_embd,
             n_head=args.n_head,
@@ -433,7 +446,9 @@ def train(args) -> Path:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    corpus = build_corpus(args.data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars)
+    corpus = build_corpus(
+        args.data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars, fact_cases=cfg.fact_cases
+    )
     out.mkdir(parents=True, exist_ok=True)
     if resuming:
         from transformers import AutoTokenizer
@@ -545,6 +560,12 @@ def _write_final(out: Path, model, tok, cfg, state: TrainState, corpus, n_params
              training["final_wiki_loss"], out, size)
 
 
+def _fact_cases(train_cases: int, val_cases: int) -> dict | None:
+    if train_cases < 0 and val_cases < 0:
+        return None
+    return {"train": None if train_cases < 0 else train_cases, "val": None if val_cases < 0 else val_cases}
+
+
 def main(argv=None) -> None:
     d = TrainConfig()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -554,6 +575,9 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", type=float, default=d.minutes, help="training time budget (0: none)")
     ap.add_argument("--max-steps", type=int, default=d.max_steps, help="step budget (0: none)")
     ap.add_argument("--max-records", type=int, default=None, help="only the first N CounterFact cases (smoke test)")
+    ap.add_argument("--train-cases", type=int, default=DEFAULT_FACT_CASES["train"],
+                    help="facts from the first N CounterFact train cases (-1: all)")
+    ap.add_argument("--val-cases", type=int, default=-1, help="facts from the first N val cases (-1: all)")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=d.n_embd)
     ap.add_argument("--n-head", type=int, default=d.n_head)

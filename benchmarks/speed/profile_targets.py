@@ -1,0 +1,57 @@
+"""torch.profiler tables of compute_targets, before (path="full": the whole model every step) and
+after (path="fast"), on the targets benchmark's set-up.
+
+    python benchmarks/speed/profile_targets.py --n 4 --paths full fast --threads 1
+
+Writes benchmarks/speed/results/profile-<path>-n<N>.txt (ops sorted by self CPU time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from common import LAYERS, gpt2_small, load, requests, setup_logging, templates
+
+from editkit.config import TargetConfig
+from editkit.targets import compute_targets
+
+OUT = Path(__file__).parent / "results"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--paths", nargs="+", default=["full", "fast"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rows", type=int, default=20)
+    args = ap.parse_args()
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    model, tok = gpt2_small()
+    tm = templates(model, tok)
+    reqs = requests(args.n)
+    OUT.mkdir(exist_ok=True)
+    for path in args.paths:
+        cfg = TargetConfig(steps=args.steps, path=path)
+        compute_targets(model, tok, reqs[:1], LAYERS[-1], tm, cfg.model_copy(update={"steps": 2}), progress=False)
+        l0 = load()
+        w, c = time.perf_counter(), time.process_time()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with record_function(f"compute_targets[{path}]"):
+                compute_targets(model, tok, reqs, LAYERS[-1], tm, cfg, progress=False)
+        wall, cpu = time.perf_counter() - w, time.process_time() - c
+        head = (f"compute_targets path={path} N={args.n} steps={args.steps} threads={args.threads}: wall {wall:.1f} s, "
+                f"cpu {cpu:.1f} s (profiler on), {l0}\n")
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows)
+        (OUT / f"profile-{path}-n{args.n}.txt").write_text(head + table + "\n")
+        print(head + table)
+
+
+if __name__ == "__main__":
+    main()

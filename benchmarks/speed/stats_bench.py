@@ -1,0 +1,100 @@
+"""Key statistics: tokens/s of editkit.stats.collect (layers 4–8 in one pass) vs the model's plain
+full forward (logits included) over the same token chunks, measured back to back (ABAB…).
+
+    python benchmarks/speed/stats_bench.py --n-tokens 16384 --repeats 2 --threads 1
+    python benchmarks/speed/stats_bench.py --n-tokens 16384 --repeats 2 --threads 1 --gram-block 100000   # before
+
+Both sides tokenise the corpus inside the timed region (collect does; the baseline runs the same
+`token_chunks` generator). Appends to benchmarks/speed/results/stats.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from common import LAYERS, gpt2_small, load, setup_logging
+
+import editkit.stats as stats_mod
+from editkit.config import StatsConfig
+from editkit.stats import collect, token_chunks
+
+log = logging.getLogger("bench.stats")
+OUT = Path(__file__).parent / "results" / "stats.jsonl"
+
+
+@torch.no_grad()
+def plain_forward(model, tok, cfg: StatsConfig) -> int:
+    """The model's full forward (all blocks, the head at every position) over collect's batches."""
+    pad = tok.eos_token_id
+    batch, count = [], 0
+
+    def run(batch):
+        T = max(len(c) for c in batch)
+        ids = torch.full((len(batch), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), T), dtype=torch.long)
+        for i, c in enumerate(batch):
+            ids[i, : len(c)] = torch.tensor(c)
+            mask[i, : len(c)] = 1
+        model(input_ids=ids, attention_mask=mask)
+        return int(mask.sum())
+
+    for chunk in token_chunks(tok, cfg.corpus, cfg.max_len, cfg.n_tokens):
+        batch.append(chunk)
+        if len(batch) == cfg.batch_size:
+            count += run(batch)
+            batch = []
+    if batch:
+        count += run(batch)
+    return count
+
+
+def timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-tokens", type=int, default=16384)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--gram-block", type=int, default=None,
+                    help="editkit.stats.GRAM_BLOCK; 100000 = one tile = the full Xᵀ X product (collect before the symmetric tiles)")
+    args = ap.parse_args()
+    if args.gram_block:
+        stats_mod.GRAM_BLOCK = args.gram_block
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    model, tok = gpt2_small()
+    cfg = StatsConfig(n_tokens=args.n_tokens, batch_size=args.batch_size)
+    collect(model, tok, LAYERS, cfg.model_copy(update={"n_tokens": 512}), progress=False)  # warm-up
+    OUT.parent.mkdir(exist_ok=True)
+    res = {"collect": [], "forward": []}
+    for _ in range(args.repeats):
+        for name, fn in (("collect", lambda: collect(model, tok, LAYERS, cfg, progress=False)), ("forward", lambda: plain_forward(model, tok, cfg))):
+            l0 = load()
+            _, wall, cpu = timed(fn)
+            rec = dict(what=name, n_tokens=args.n_tokens, wall=wall, cpu=cpu, tok_per_s=args.n_tokens / wall, tok_per_cpu_s=args.n_tokens / cpu,
+                       load_before=l0, load_after=load(), threads=args.threads, batch_size=args.batch_size, layers=LAYERS, gram_block=stats_mod.GRAM_BLOCK, when=time.strftime("%Y-%m-%d %H:%M:%S"))
+            res[name].append(rec)
+            with OUT.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+            log.info("%s", rec)
+    print(f"\n{'':<10}{'wall tok/s':>12}{'cpu tok/s':>12}")
+    for name, recs in res.items():
+        print(f"{name:<10}" + "".join(f"{r['tok_per_s']:>12.0f}{r['tok_per_cpu_s']:>12.0f}  {r['load_before']}\n{'':<10}" for r in recs))
+    for key in ("tok_per_s", "tok_per_cpu_s"):
+        ratios = [c[key] / f[key] for c, f in zip(res["collect"], res["forward"])]
+        print(f"collect / forward ({key}), per repeat: " + ", ".join(f"{r:.2f}" for r in ratios))
+
+
+if __name__ == "__main__":
+    main()
