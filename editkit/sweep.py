@@ -446,13 +446,13 @@ def run_sweep(spec: SweepSpec, out: Path | str, model=None, tok=None, progress: 
 CF_METRICS = ["score", "efficacy_success", "paraphrase_success", "neighborhood_success",
               "efficacy_magnitude", "paraphrase_magnitude", "neighborhood_magnitude", "ngram_entropy", "reference_score"]
 ZSRE_METRICS = ["efficacy", "generalization", "specificity", "loc_accuracy"]
-EDIT_METRICS = ["delta_norm_total", "memorization_error", "final_memorization_error"]
+EDIT_METRICS = ["delta_norm_total", "memorization_error", "final_memorization_error", "target_loss"]
 SHORT = {
     "score": "S", "efficacy_success": "ES", "paraphrase_success": "PS", "neighborhood_success": "NS",
     "efficacy_magnitude": "EM", "paraphrase_magnitude": "PM", "neighborhood_magnitude": "NM",
     "ngram_entropy": "GE", "reference_score": "RS", "efficacy": "Eff", "generalization": "Gen",
     "specificity": "Spe", "loc_accuracy": "LocAcc", "delta_norm_total": "‖ΔW‖",
-    "memorization_error": "mem err", "final_memorization_error": "final mem err",
+    "memorization_error": "mem err", "final_memorization_error": "final mem err", "target_loss": "δ loss",
 }
 
 

@@ -17,14 +17,20 @@ How a step runs the model (`TargetConfig.path`; both give the same δ up to floa
 
   "full"  the whole model on the padded batch, δ added by a hook on block L's output.
   "fast"  δ changes the network only *above* block L and only *at or after* each row's subject
-          token. So once per chunk, without gradient, we keep
-              h_L  (G, W, d)        block L's output from the group's first subject token s0 on
-              K/V of blocks > L     at positions < s0 (the attention cache of the upper blocks)
-          and each step runs blocks L+1 … end on positions ≥ s0 only. It is the model's own
-          forward (its masks, position ids, rotary embeddings), with blocks 0..L swapped for
-          stand-ins that hand back h_L + δ, and the stored K/V passed as `past_key_values`.
-          Rows are sorted by (subject position, length) and cut into groups so that little is
-          computed twice or on padding.
+          token, and the loss reads the top only at a few points. So, once per chunk and
+          without gradient, every row's
+              H     (T, d)                    block L's output at every position
+              K, V  (heads, T, head_dim)      of each block above L (their attention cache)
+          are kept (rows of one context template share their prefix: it is run once, batch 1,
+          and handed to the others as the attention cache). Each step then runs blocks
+          L+1 … top on positions ≥ s0 only, s0 ≤ the subject position of every row of a group
+          (rows are sorted by subject position and length and cut into groups so that little
+          is computed twice or on padding), the top block's MLP only at the read points, and
+          the head only there. It is the model's own forward (its masks, position ids, rotary
+          embeddings) with blocks 0..L swapped for stand-ins that hand back H + δ, and the
+          stored K/V at positions < s0 passed as `past_key_values`; the originals are put back
+          in `finally`. A model whose cache does not keep every position (sliding window)
+          falls back to "full" with a warning.
 """
 
 from __future__ import annotations
@@ -294,8 +300,8 @@ def _split(subj: list[int], lens: list[int], max_rows: int, overhead: int) -> li
 def _families(ids: list[list[int]], subj: list[int], key_len: int = 4, min_shared: int = 4, min_rows: int = 8) -> list[tuple[list[int], int]]:
     """[(rows, P)]: ≥ min_rows rows whose first tokens agree (the rows of one context template)
     and the length P ≥ min_shared of the token prefix they all share, capped at their first
-    subject position; the remaining rows form one family with P = 0. (A family is grouped
-    apart from the other rows, so small ones would cost more per step than they save once.)"""
+    subject position; the remaining rows form one family with P = 0. (Each family costs a
+    batch-1 forward of its prefix and forwards of its own, so small ones are not worth it.)"""
     by_key: dict = {}
     for r, x in enumerate(ids):
         by_key.setdefault(tuple(x[:key_len]) if len(x) > key_len else ("row", r), []).append(r)

@@ -146,3 +146,18 @@ def test_split_covers_every_row_once():
     groups = _split(subj, lens, max_rows=64, overhead=16)
     assert sorted(r for grp in groups for r in grp) == list(range(300))
     assert all(len(grp) <= 64 for grp in groups)
+
+
+def test_unsupported_cache_falls_back_to_the_full_path(tok, monkeypatch, caplog):
+    """A model whose attention cache does not keep every position (sliding window) gets the
+    full forward, with a warning, and the same result."""
+    model = tiny("gpt2")
+
+    def refuse(self, cache, T):
+        raise targets_mod._Unsupported("test")
+
+    monkeypatch.setattr(targets_mod._UpperPass, "_caches", refuse)
+    with caplog.at_level("WARNING", logger="editkit.targets"):
+        fast = run(model, tok, steps=3, path="fast")
+    assert "fast path unavailable" in caplog.text
+    assert_same(fast, run(model, tok, steps=3, path="full"))

@@ -57,11 +57,12 @@ def tune(args) -> dict:
             batch_sizes = [min(args.tune_batch_sizes)]
         else:
             batch_sizes = args.tune_batch_sizes
-        spec = SweepSpec(model=args.model, dataset="counterfact:val", n=args.tune_n, objectives=[obj], strategies=[strat],
+        spec = SweepSpec(model=args.model, dataset=args.tune_dataset, n=args.tune_n, objectives=[obj], strategies=[strat],
                          batch_sizes=batch_sizes, grid=grid, seed=args.seed, reuse_targets=True)
         records = run_sweep(spec, out, model, tok, progress=not args.no_progress)
         mine = [r for r in records if r["objective"] == obj and r["strategy"] == strat and r["batch_size"] in batch_sizes
-                and r["dataset"]["dataset"] == "counterfact:val" and set(r["point"]) == set(grid)]
+                and r["dataset"]["dataset"] == args.tune_dataset and set(r["point"]) == set(grid)
+                and r["model_identity"] == model_identity(model)]
         best = max(_points(mine), key=lambda p: _score(mine, p))
         chosen[f"{obj}+{strat}"] = json.loads(best)
         logging.info("tuned %s+%s: %s (mean S %.3f)", obj, strat, best, _score(mine, best))
@@ -87,7 +88,7 @@ def run(args) -> None:
         for obj, strat in PAIRS:
             if obj not in args.objectives or (obj == "rome" and b > args.rome_max_batch):
                 continue
-            spec = SweepSpec(model=args.model, dataset="counterfact:train", n=args.n, objectives=[obj], strategies=[strat],
+            spec = SweepSpec(model=args.model, dataset=args.dataset, n=args.n, objectives=[obj], strategies=[strat],
                              batch_sizes=[b], fixed=tuned.get(f"{obj}+{strat}", {}), seed=args.seed, reuse_targets=True,
                              generation=args.generation)
             run_sweep(spec, HERE / "results.jsonl", model, tok, progress=not args.no_progress)
@@ -112,6 +113,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rome-max-batch", type=int, default=1024, help="ROME's sequential edits are slow: skip larger batches")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     ap.add_argument("--objectives", default="rome,emmet,memit,alphaedit")
+    ap.add_argument("--dataset", default="counterfact:val", help="where results are reported")
+    ap.add_argument("--tune-dataset", default="counterfact:train", help="where hyperparameters are chosen")
     ap.add_argument("--tune-n", type=int, default=64)
     ap.add_argument("--tune-batch-sizes", default="16,64")
     ap.add_argument("--generation", action="store_true")

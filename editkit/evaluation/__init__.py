@@ -41,6 +41,8 @@ def edit_metrics(edit) -> dict:
         final_memorization_error the same with the layer's final weights (later updates at the
                                  layer included): what sequential editing (ROME) leaves of each edit
         preservation             mean of √tr(ΔW C0 ΔWᵀ) over updates (the preservation cost)
+        target_loss              mean final loss of the target optimisation (high: the target
+                                 value itself does not make the new object likely)
     """
     per_layer: dict[int, torch.Tensor] = {}
     for u in edit.updates:
@@ -53,6 +55,7 @@ def edit_metrics(edit) -> dict:
         e = (later[u.layer] @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
         final += e.tolist()
     pres = edit.info.get("preservation") or []
+    losses = edit.info.get("target_losses") or []
     by_layer = defaultdict(float)
     for l, d in per_layer.items():
         by_layer[str(l)] = float(d.norm())
@@ -63,5 +66,6 @@ def edit_metrics(edit) -> dict:
         "memorization_error_max": max(errs) if errs else float("nan"),
         "final_memorization_error": sum(final) / len(final) if final else float("nan"),
         "preservation": sum(pres) / len(pres) if pres else float("nan"),
+        "target_loss": sum(losses) / len(losses) if losses else float("nan"),
         "n_updates": len(edit.updates),
     }
