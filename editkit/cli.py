@@ -423,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             if e.name == PASSTHROUGH[argv[0]]:
                 raise SystemExit(f"`editkit {argv[0]}` is not available in this installation ({e.name} is missing)") from None
             raise
-        return mod.main(argv[1:]) or 0
+        result = mod.main(argv[1:])  # Python callers get the module's return value; the shell gets 0
+        return result if isinstance(result, int) else 0
     args = build_parser().parse_args(argv)
     _setup(args)
     try:

@@ -34,6 +34,7 @@ class TargetConfig(_Strict):
     n_context: int = Field(5, ge=0)  # number of prefixes (besides the empty one)
     context_len: int = Field(10, ge=1)  # tokens per generated prefix
     kl_prompt: str = "{} is a"
+    fact_token: Literal["subject_last", "subject_first", "last"] = "subject_last"  # where keys are read and δ added
 
 
 class StatsConfig(_Strict):
@@ -44,6 +45,7 @@ class StatsConfig(_Strict):
     max_len: int = Field(128, ge=2)
     batch_size: int = Field(8, ge=1)
     dtype: Literal["float32", "float64"] = "float32"  # dtype of the forward pass; accumulation is float64
+    ridge: float = Field(1e-6, ge=0)  # C0 + ridge·mean(diag C0)·I when solving: dead MLP units leave C0 singular
     cache_dir: Path | None = None  # default: $EDITKIT_CACHE or ~/.cache/editkit
 
 

@@ -108,7 +108,7 @@ class Editor:
                     t0 = time.perf_counter()
                     tg = compute_targets(model, tok, batch, layers[-1], templates, self.config.target, progress=self.config.progress and len(batch) > 1)
                     t1 = time.perf_counter()
-                    access = ModelAccess(model, tok, batch, templates)
+                    access = ModelAccess(model, tok, batch, templates, fact_token=self.config.target.fact_token)
                     updates = self.strategy.run(access, layers, tg.Z, self._solver(model, pres, edit))
                     info["seconds"]["targets"] += t1 - t0
                     info["seconds"]["distribute"] += time.perf_counter() - t1
@@ -157,7 +157,7 @@ class Editor:
         missing = [l for l in layers if l not in cache]
         if missing:
             for l, C0 in layer_stats(model, tok, missing, self.config.stats, self.config.progress).items():
-                cache[l] = Preservation(C0)
+                cache[l] = Preservation(C0, ridge=self.config.stats.ridge)
         return cache
 
     def _context(self, model, tok) -> list[str]:

@@ -1,9 +1,10 @@
 """Keys and hidden states read from a real model: the `LayerAccess` a strategy sees.
 
-    key k_i   (d_in,)  input of the MLP output projection at the subject's last token,
+    key k_i   (d_in,)  input of the MLP output projection at the edit token (the subject's last
+                       token unless `fact_token` says otherwise),
                        averaged over the context templates (the same averaged key is used for the
                        residual and in the constraint: r-ROME's fix of ROME's key mismatch)
-    h_i       (d,)     output of a block at the subject's last token of the plain prompt
+    h_i       (d,)     output of a block at the edit token of the plain prompt
     K = [k_1 … k_n]  (d_in, n),   H = [h_1 … h_n]  (d, n),   float64
 """
 
@@ -16,7 +17,7 @@ import torch
 from .architectures import architecture_of, module, read_weight, weight_param
 from .hooks import hidden_of, hooks, stop_after
 from .requests import EditRequest
-from .tokens import encode_batch, locate_subject
+from .tokens import edit_position, encode_batch
 
 
 @dataclass
@@ -28,14 +29,14 @@ class Located:
     owner: list[int]  # request index of each text
 
 
-def locate(tok, requests: list[EditRequest], templates: list[str]) -> Located:
+def locate(tok, requests: list[EditRequest], templates: list[str], fact_token: str = "subject_last") -> Located:
     """Every request under every context template ("<prefix>{}")."""
     texts, index, owner = [], [], []
     for i, r in enumerate(requests):
         for ctx in templates:
-            text, _, last = locate_subject(tok, ctx.replace("{}", r.prompt, 1), r.subject)
+            text, at = edit_position(tok, ctx.replace("{}", r.prompt, 1), r.subject, fact_token)
             texts.append(text)
-            index.append(last)
+            index.append(at)
             owner.append(i)
     return Located(texts, index, owner)
 
@@ -75,12 +76,12 @@ def average_by_owner(x: torch.Tensor, owner: list[int], n: int) -> torch.Tensor:
 class ModelAccess:
     """`LayerAccess` over a transformers model for a batch of requests."""
 
-    def __init__(self, model, tok, requests: list[EditRequest], templates: list[str], batch_size: int = 32):
+    def __init__(self, model, tok, requests: list[EditRequest], templates: list[str], batch_size: int = 32, fact_token: str = "subject_last"):
         self.model, self.tok, self.n = model, tok, len(requests)
         self.arch = architecture_of(model)
         self.batch_size = batch_size
-        self.with_context = locate(tok, requests, templates)
-        self.plain = locate(tok, requests, ["{}"])
+        self.with_context = locate(tok, requests, templates, fact_token)
+        self.plain = locate(tok, requests, ["{}"], fact_token)
 
     def keys(self, layer: int) -> torch.Tensor:
         proj = module(self.model, self.arch.proj, layer)

@@ -1,13 +1,14 @@
 """Target values: the residual-stream vector each request should produce at the last edited layer.
 
-For request i, δ_i (d,) is added to the output of block L at the subject's last token in every
-one of its sequences, and optimised with Adam:
+For request i, δ_i (d,) is added to the output of block L at its edit token (the subject's last
+token, or what `TargetConfig.fact_token` names) in every one of its sequences, and optimised with
+Adam:
 
     loss_i = mean_c NLL(target_new | context_c + prompt_i)                       (mean per token)
            + kl_factor · KL(p_δ ‖ p_0) of the next token after "{subject} is a"
            + weight_decay · ‖δ_i‖² / ‖h_i‖²
     after each step ‖δ_i‖ ≤ clamp_factor · ‖h_i‖;  request i stops once loss_i < early_stop
-    target z_i = h_i + δ_i      (d,)     h_i: block L output at the subject's last token, plain prompt
+    target z_i = h_i + δ_i      (d,)     h_i: block L output at the edit token, plain prompt
 
 All requests of a chunk are optimised together. The losses are separable and Adam acts
 element-wise, so this gives the same δ as optimising each request alone (`serial=True`).
@@ -49,7 +50,7 @@ from .config import TargetConfig
 from .hooks import hidden_of, hooks, replace_hidden
 from .keys import device_of
 from .requests import EditRequest
-from .tokens import locate_subject, target_ids
+from .tokens import edit_position, target_ids
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,12 @@ class _Rows:
     plain_row: list[int]  # per request: its row without context prefix
 
 
-def _rows(tok, requests: list[EditRequest], templates: list[str], kl_prompt: str) -> _Rows:
+def _rows(tok, requests: list[EditRequest], templates: list[str], kl_prompt: str, fact_token: str = "subject_last") -> _Rows:
     r = _Rows([], [], [], [], [], [], [])
     for i, req in enumerate(requests):
         t_ids = target_ids(tok, req.target_new)
         for c, ctx in enumerate(templates):
-            text, _, last = locate_subject(tok, ctx.replace("{}", req.prompt, 1), req.subject)
+            text, last = edit_position(tok, ctx.replace("{}", req.prompt, 1), req.subject, fact_token)
             p_ids = tok(text)["input_ids"]
             if c == 0:
                 r.plain_row.append(len(r.ids))
@@ -87,7 +88,7 @@ def _rows(tok, requests: list[EditRequest], templates: list[str], kl_prompt: str
             r.owner.append(i)
             r.tgt_pos.append(list(range(len(p_ids) - 1, len(p_ids) - 1 + len(t_ids))))
             r.tgt_ids.append(t_ids)
-        text, _, last = locate_subject(tok, kl_prompt, req.subject)
+        text, last = edit_position(tok, kl_prompt, req.subject, fact_token)
         r.kl_row.append(len(r.ids))
         r.ids.append(tok(text)["input_ids"])
         r.subj.append(last)
@@ -489,7 +490,7 @@ def _pass(model, layer: int, b: _Batch, cfg: TargetConfig):
 def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targets:
     dev = device_of(model)
     n = len(requests)
-    rows = _rows(tok, requests, templates, cfg.kl_prompt)
+    rows = _rows(tok, requests, templates, cfg.kl_prompt, cfg.fact_token)
     b = _batch(tok, rows, n, dev)
     n_tok = b.y.shape[0]
     tok_owner = b.owner[b.read_b[:n_tok]]

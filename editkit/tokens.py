@@ -60,6 +60,25 @@ def locate_subject(tok, template: str, subject: str, prefix: str = "") -> tuple[
     return text, first, last
 
 
+# Which token of the filled prompt carries the edit (ROME's `fact_token`): the key is read and δ is
+# added there. "subject_last" is the papers' default; "last" suits a model that gathers the subject
+# at the final prompt token before recalling (see its causal trace).
+FACT_TOKENS = {
+    "subject_last": lambda first, last, n: last,
+    "subject_first": lambda first, last, n: first,
+    "last": lambda first, last, n: n - 1,
+}
+
+
+def edit_position(tok, template: str, subject: str, fact_token: str = "subject_last", prefix: str = "") -> tuple[str, int]:
+    """(filled text, index of the token where the key is read and δ is added)."""
+    if fact_token not in FACT_TOKENS:
+        raise ValueError(f"unknown fact_token {fact_token!r}: choose one of {sorted(FACT_TOKENS)}")
+    text, first, last = locate_subject(tok, template, subject, prefix)
+    n = len(tok(text, add_special_tokens=True)["input_ids"])
+    return text, FACT_TOKENS[fact_token](first, last, n)
+
+
 def encode_batch(tok, texts: list[str], device=None):
     """Right-padded batch: (input_ids (B, T), attention_mask (B, T), lengths list[int]).
 

@@ -1,12 +1,15 @@
 """The committed ablation: {rome, emmet, memit, alphaedit} × {single, spread} × batch size, CounterFact.
 
-    python benchmarks/ablation/ablation.py tune     # CounterFact *val*: per pair, pick λ/α/β by Score → tuned.json
-    python benchmarks/ablation/ablation.py run      # CounterFact *train*, tuned settings → results.jsonl
+    python benchmarks/ablation/ablation.py tune     # first 64 CounterFact *train* cases: per pair, pick λ/α/β/clamp by Score → tuned.json
+    python benchmarks/ablation/ablation.py run      # CounterFact *val*, tuned settings → results.jsonl
     python benchmarks/ablation/ablation.py report   # plots/*.png and table.md from results.jsonl
 
-Hyperparameters are chosen on the validation split and reported on the training split (the
-teaching model was trained on the *true* CounterFact facts of both; no split saw the counterfactual
-targets). Every stage is resumable (runs already in its JSONL are skipped) and seeded.
+Tuning and reporting use disjoint cases the teaching model knows. The issue asks to tune on val
+and report on train; the roles are swapped because the shipped model was trained on the true
+facts of *all* 1 919 val cases but only the first 500 train cases (a 36-minute CPU budget), and
+a batch of 1 024 edits needs 1 024 known cases: so hyperparameters are chosen on train cases
+0–63 and results are reported on val (no split saw the counterfactual targets). Every stage is
+resumable (runs already in its JSONL are skipped) and seeded.
 Settings not swept come from the model's shipped hparams.json (Editor.for_model).
 Runs that edit the same batch of the unedited model share their target values (SweepSpec
 reuse_targets): EMMET, MEMIT and AlphaEdit, single or spread, all optimise the same δ at the last
@@ -33,7 +36,7 @@ PAIRS = [(o, s) for o in ("rome", "emmet", "memit", "alphaedit") for s in ("sing
 # What is tuned per objective × strategy, on CounterFact val. λ = mom2_weight (C = λC0 + KpKpᵀ;
 # for ROME it only weighs C0 against the keys of the batch's earlier edits), α = EMMET's
 # stabiliser, β / null_threshold = AlphaEdit's ridge and null-space cut, clamp = ‖δ‖ ≤ clamp·‖h‖.
-CLAMP = [4.0, 8.0]
+CLAMP = [4.0, 10.0]
 TUNE_GRID = {
     "rome": {"mom2_weight": [1e2, 1e4], "clamp_factor": CLAMP},
     "emmet": {"mom2_weight": [1e2, 1e3, 1e4, 1e5], "alpha": [0.01, 0.1, 1.0], "clamp_factor": CLAMP},

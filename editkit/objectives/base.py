@@ -36,11 +36,18 @@ class Preservation:
 
     C0: torch.Tensor
     Kp: torch.Tensor | None = None
+    ridge: float = 0.0  # C0 ← C0 + ridge · (tr C0 / d_in) · I: makes C0 invertible where keys never vary (dead MLP units)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.C0 = as64(self.C0)
         check_finite(self.C0, "the key statistics C0")
+        if self.ridge < 0:
+            raise ValueError(f"ridge must be ≥ 0, got {self.ridge}")
+        if self.ridge > 0:
+            d = self.C0.shape[0]
+            self.C0 = self.C0 + (self.ridge * float(torch.trace(self.C0)) / d) * torch.eye(d, dtype=self.C0.dtype, device=self.C0.device)
+            self.ridge = 0.0  # applied once; copies made by with_keys share the regularised C0
         if self.Kp is not None:
             self.Kp = as64(self.Kp)
             if self.Kp.shape[1] == 0:

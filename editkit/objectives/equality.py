@@ -29,7 +29,10 @@ from pydantic import Field
 from ..linalg import right_solve
 from .base import Objective, ObjectiveConfig, Preservation, register
 
-REMEDY_C = "C = λC0 + KpKpᵀ must be positive definite: use λ > 0 and statistics over more tokens."
+REMEDY_C = (
+    "C = λC0 + KpKpᵀ must be positive definite: use λ > 0, statistics over more tokens, and a ridge "
+    "(Editor(..., ridge=1e-6)) where MLP units never fire (C0 singular)."
+)
 REMEDY_D = (
     "Kᵀ C⁻¹ K is singular, usually because two requests share the same key (drop the duplicate) "
     "or there are more edits than key dimensions; use alpha > 0 (e.g. 0.1) to regularise."

@@ -24,7 +24,8 @@ from .base import Objective, ObjectiveConfig, Preservation, register
 
 REMEDY = (
     "λC0 + KpKpᵀ + KKᵀ must be positive definite: use mom2_weight > 0 and key statistics over "
-    "more tokens (or fewer, distinct edits when mom2_weight = 0)."
+    "more tokens, a ridge (Editor(..., ridge=1e-6)) where MLP units never fire (C0 singular), or "
+    "fewer, distinct edits when mom2_weight = 0."
 )
 
 
