@@ -140,3 +140,21 @@ def test_registry_lists_algorithms_and_rejects_unknown():
     assert OBJECTIVES.get("rome").build().config.alpha == 0.0
     with pytest.raises(UnknownNameError, match="alphaedit.*emmet.*memit.*rome"):
         OBJECTIVES.get("grace")
+
+
+def test_ridge_makes_a_singular_C0_solvable_and_keeps_the_constraint(gen):
+    """Dead MLP units never fire, so C0 has zero rows/columns: without a ridge the equality
+    objective refuses it; with one, the constraint still holds exactly (it does not depend on C)."""
+    W, K, V, C0, _ = random_problem(gen, d_in=10, n=3)
+    C0[:, :2] = 0
+    C0[:2, :] = 0
+    K[:2] = 0  # keys of dead units are zero too
+    R = V - W @ K
+    with pytest.raises(SingularSystemError):
+        Equality(alpha=0.0)(K, R, Preservation(C0.clone()))
+    pres = Preservation(C0.clone(), ridge=1e-6)
+    dW = Equality(alpha=0.0)(K, R, pres)
+    assert torch.allclose(dW @ K, R, atol=1e-9)
+    assert torch.linalg.eigvalsh(pres.C0).min() > 0
+    with pytest.raises(ValueError, match="ridge"):
+        Preservation(C0.clone(), ridge=-1.0)

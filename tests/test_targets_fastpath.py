@@ -161,3 +161,8 @@ def test_unsupported_cache_falls_back_to_the_full_path(tok, monkeypatch, caplog)
         fast = run(model, tok, steps=3, path="fast")
     assert "fast path unavailable" in caplog.text
     assert_same(fast, run(model, tok, steps=3, path="full"))
+
+
+@pytest.mark.parametrize("fact_token", ["last", "subject_first"])
+def test_fast_equals_full_at_other_fact_tokens(model, tok, fact_token):
+    assert_same(run(model, tok, 2, steps=3, path="fast", fact_token=fact_token), run(model, tok, 2, steps=3, path="full", fact_token=fact_token))
