@@ -621,11 +621,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO)
-    tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model).to(args.device).eval()
+    from .models import load_model  # hub names, folders, and editkit's shipped models alike
+
+    model, tok = load_model(args.model)
+    model = model.to(args.device).eval()
     facts = load_facts(args.facts, args.n)
     try:
         summary = trace_facts(model, tok, facts, samples=args.samples, noise=args.noise,
@@ -641,6 +642,12 @@ def main(argv: list[str] | None = None) -> int:
           f"heat maps: {args.out}")
     print("top MLP layers (indirect effect at the last subject token): "
           + ", ".join(f"{l} ({eff[l]:+.3g})" for l in layers))
+    mlp = summary.effects["mlp"].nan_to_num(float("-inf"))
+    row, layer = divmod(int(mlp.argmax()), mlp.shape[1])
+    print(f"largest MLP effect anywhere: {CATEGORIES[row]}, layer {layer} ({float(mlp[row, layer]):+.3g})")
+    if CATEGORIES[row] == "last token":
+        print("this model recalls at the prompt's last token, not at the subject: edit there "
+              "(Editor(..., fact_token=\"last\")) at the layers with the largest effect")
     return 0
 
 

@@ -33,15 +33,15 @@ from editkit.sweep import SweepSpec, markdown_table, plot, read_records, run_swe
 HERE = Path(__file__).resolve().parent
 PAIRS = [(o, s) for o in ("rome", "emmet", "memit", "alphaedit") for s in ("single", "spread")]
 
-# What is tuned per objective × strategy, on CounterFact val. λ = mom2_weight (C = λC0 + KpKpᵀ;
+# What is tuned per objective × strategy, on the tuning cases (see above). λ = mom2_weight (C = λC0 + KpKpᵀ;
 # for ROME it only weighs C0 against the keys of the batch's earlier edits), α = EMMET's
 # stabiliser, β / null_threshold = AlphaEdit's ridge and null-space cut, clamp = ‖δ‖ ≤ clamp·‖h‖.
-CLAMP = [4.0, 10.0]
+CLAMP = [4.0, 10.0, 20.0]
 TUNE_GRID = {
     "rome": {"mom2_weight": [1e2, 1e4], "clamp_factor": CLAMP},
     "emmet": {"mom2_weight": [1e2, 1e3, 1e4, 1e5], "alpha": [0.01, 0.1, 1.0], "clamp_factor": CLAMP},
-    "memit": {"mom2_weight": [1e2, 1e3, 1e4, 1e5], "clamp_factor": CLAMP},
-    "alphaedit": {"null_threshold": [1e-3, 1e-2, 1e-1], "beta": [0.1, 1.0, 10.0], "clamp_factor": CLAMP},
+    "memit": {"mom2_weight": [1e1, 1e2, 1e3, 1e4, 1e5], "clamp_factor": CLAMP},
+    "alphaedit": {"null_threshold": [1e-3, 1e-2, 1e-1], "beta": [1.0, 10.0, 100.0], "clamp_factor": CLAMP},
 }
 
 
