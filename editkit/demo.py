@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 
 import torch
 
@@ -35,14 +36,16 @@ def probs(model, tok, prompts: list[str], targets: list[str]) -> list[float]:
 
 def known_requests(model, tok, n: int, split: str = "train", scan: int = 200) -> list[EditRequest]:
     """The first n CounterFact cases where the model prefers ground_truth on both the prompt and
-    the neighbourhood prompt (so the demo shows a known fact being changed)."""
+    the neighbourhood prompt, and gives the neighbour's answer P ≥ 0.5 (so the demo shows a known
+    fact being changed, and a known neighbouring fact that should stay)."""
     records = json.loads((DATA / "counterfact" / f"counterfact-{split}.json").read_text())[:scan]
     reqs = [EditRequest.from_counterfact(r) for r in records]
     lp_true = target_logprob(model, tok, [r.text for r in reqs], [r.target_true for r in reqs])
     lp_new = target_logprob(model, tok, [r.text for r in reqs], [r.target_new for r in reqs])
     nb_true = target_logprob(model, tok, [r.neighborhood_prompts[0] for r in reqs], [r.neighborhood_answer for r in reqs])
     nb_new = target_logprob(model, tok, [r.neighborhood_prompts[0] for r in reqs], [r.target_new for r in reqs])
-    ok = [i for i in range(len(reqs)) if lp_true[i] > lp_new[i] and nb_true[i] > nb_new[i]]
+    half = math.log(0.5)
+    ok = [i for i in range(len(reqs)) if lp_true[i] > lp_new[i] and nb_true[i] > nb_new[i] and nb_true[i] >= half]
     return [reqs[i] for i in ok[:n]]
 
 

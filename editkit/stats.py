@@ -21,7 +21,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -54,8 +54,24 @@ def corpus_path(corpus: str) -> Path | None:
     return p if p.exists() else None
 
 
+def _teaching_documents() -> Iterator[str]:
+    from .teaching.corpus import key_statistics_documents  # built from DATA on demand
+
+    yield from key_statistics_documents(DATA)
+
+
+# Corpora that code builds from DATA rather than reads from a folder: name → (version, documents).
+# Their identity is the name and version, so statistics shipped under it are found anywhere.
+GENERATED_CORPORA: dict[str, tuple[str, Callable[[], Iterator[str]]]] = {
+    "editkit-teach": ("v1", _teaching_documents),  # the teaching model's own kind of text
+}
+
+
 def corpus_identity(corpus: str) -> str:
-    """Local text: the file names and sizes; a `datasets` name: the name itself."""
+    """Local text: the file names and sizes; a generated corpus: its name and version; a
+    `datasets` name: the name itself."""
+    if corpus in GENERATED_CORPORA:
+        return f"generated:{corpus}:{GENERATED_CORPORA[corpus][0]}"
     p = corpus_path(corpus)
     if p is None:
         return f"datasets:{corpus}"
@@ -71,7 +87,11 @@ _DOC = re.compile(r"<doc[^>]*>|</doc>")
 
 
 def documents(corpus: str) -> Iterator[str]:
-    """Texts in a fixed order: `<doc …>` blocks of local files (tags stripped), or a dataset's text column."""
+    """Texts in a fixed order: `<doc …>` blocks of local files (tags stripped), a generated
+    corpus's documents, or a dataset's text column."""
+    if corpus in GENERATED_CORPORA:
+        yield from GENERATED_CORPORA[corpus][1]()
+        return
     p = corpus_path(corpus)
     if p is None:
         import datasets  # for users with the hub: e.g. "wikitext:wikitext-103-raw-v1"

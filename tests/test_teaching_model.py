@@ -92,3 +92,21 @@ def test_an_edit_flips_a_known_fact_with_shipped_defaults(teach, monkeypatch):
         assert new > true
         assert not same(before, snapshot(model))
     assert same(before, snapshot(model))
+
+
+def test_statistics_corpus_is_the_models_own_text_without_val_facts():
+    """The shipped C0 is over the generated "editkit-teach" corpus: sentences of facts of train
+    cases, none about a val case's subject (the ablation reports on val), then Wikipedia."""
+    import itertools
+
+    from editkit.teaching.corpus import key_statistics_facts
+
+    hp = json.loads((FOLDER / HPARAMS).read_text())
+    assert hp["stats"]["corpus"] == "editkit-teach"
+    assert stats_mod.corpus_identity("editkit-teach").startswith("generated:editkit-teach:")
+    _, facts = key_statistics_facts(stats_mod.DATA)
+    val_subjects = {r["subject"] for r in cases("val", 2000)}
+    assert len(facts) > 500 and not any(f.subject in val_subjects for f in facts)
+    first = next(iter(stats_mod.documents("editkit-teach"))).split("\n")
+    subjects = {f.subject for f in facts}
+    assert len(first) == 8 and all(any(s in ln for s in subjects) for ln in first)

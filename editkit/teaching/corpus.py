@@ -42,6 +42,7 @@ import logging
 import math
 import random
 import re
+from collections.abc import Iterator
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -641,3 +642,32 @@ def train_tokenizer(corpus: TeachingCorpus, vocab_size: int = 8192, wiki_chars: 
     )
     log.info("tokenizer: byte-level BPE, %d tokens", len(tok))
     return tok
+
+
+# ---------------------------------------------------------------------------------------------
+# key statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def key_statistics_facts(data_dir: str | Path, train_cases: int = 500, seed: int = 0) -> tuple["TeachingCorpus", list[Fact]]:
+    """The facts whose sentences open the "editkit-teach" statistics corpus: those of the first
+    `train_cases` CounterFact *train* cases and their neighbourhood facts, minus every fact
+    whose subject is the subject of a val case (the ablation is reported on val)."""
+    corpus = build_corpus(data_dir, seed=seed, wiki_chars=0, fact_cases={"train": train_cases, "val": 0})
+    val_subjects = {r["subject"] for r in load_counterfact(data_dir, splits=("val",))}
+    return corpus, [f for f in corpus.facts if f.subject not in val_subjects]
+
+
+def key_statistics_documents(data_dir: str | Path, train_cases: int = 500, per_doc: int = 8, seed: int = 0) -> Iterator[str]:
+    """The teaching model's own kind of text, for its key statistics C0 (corpus "editkit-teach"):
+    first the training phrasings of `key_statistics_facts`, shuffled and packed `per_doc`
+    sentences a document, then Wikipedia articles. Why: C0 should describe the keys of the text
+    the model was trained on (GPT-2's is web text, hence Wikipedia in the papers); this model's
+    is 80 % fact sentences, and keys common to a phrasing then have large variance in C0, so an
+    edit spends less of itself on them and leaks less to other subjects (see the README)."""
+    corpus, facts = key_statistics_facts(data_dir, train_cases, seed)
+    sentences = [render(t, f.subject, f.object) for f in facts for t in corpus.train_templates(f)]
+    random.Random(seed).shuffle(sentences)
+    for s in range(0, len(sentences), per_doc):
+        yield "\n".join(sentences[s : s + per_doc])
+    yield from load_wikipedia(data_dir)

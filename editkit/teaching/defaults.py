@@ -1,7 +1,7 @@
 """Ship a model's editing defaults beside its weights: hparams.json and key statistics.
 
-    python -m editkit.teaching.defaults --model editkit/assets/editkit-teach --layers 2 3 4 \
-        [--n-tokens 400000] [--hparams overrides.json]
+    python -m editkit.teaching.defaults --model editkit/assets/editkit-teach --layers 1 2 3 \
+        [--corpus editkit-teach] [--n-tokens 400000] [--hparams editkit/teaching/teach_hparams.json]
 
 The statistics are made by the same code as any other (editkit.stats.collect with the
 StatsConfig the hparams name) and written into <model>/stats/ under the same cache key, stored as
@@ -52,12 +52,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--layers", type=int, nargs="+", required=True)
     ap.add_argument("--n-tokens", type=int, default=400_000)
     ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--corpus", default="wikipedia", help="statistics corpus: a folder, 'wikipedia', or 'editkit-teach' (the teaching model's own text)")
     ap.add_argument("--hparams", help="JSON file with 'target' and 'objectives' entries")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     extra = json.loads(Path(a.hparams).read_text()) if a.hparams else {}
-    stats = StatsConfig(n_tokens=a.n_tokens, max_len=a.max_len)
+    stats = StatsConfig(corpus=a.corpus, n_tokens=a.n_tokens, max_len=a.max_len)
     hp = ship(Path(a.model), a.layers, stats, extra.get("target", {}), extra.get("objectives", {}), not a.no_progress)
     log.info("wrote %s", json.dumps(hp))
 
