@@ -11,9 +11,9 @@ a batch of 1 024 edits needs 1 024 known cases: so hyperparameters are chosen on
 0–63 and results are reported on val (no split saw the counterfactual targets). Every stage is
 resumable (runs already in its JSONL are skipped) and seeded.
 Settings not swept come from the model's shipped hparams.json (Editor.for_model).
-Runs that edit the same batch of the unedited model share their target values (SweepSpec
-reuse_targets): EMMET, MEMIT and AlphaEdit, single or spread, all optimise the same δ at the last
-edited layer, so it is computed once per batch; ROME's sequential targets are never shared.
+Each (pair, batch size) is its own `run_sweep` call, so a cut-short run still leaves complete
+curves; target values are shared only within one call (SweepSpec.reuse_targets: tuning points
+that differ only in the solver's λ / α / β), so in `run` every run computes its own.
 """
 
 from __future__ import annotations
