@@ -11,12 +11,11 @@ their default hyperparameters (λ = 15000, EMMET α = 0.1).
     python benchmarks/speed/c0_convergence.py --max-tokens 131072 --threads 1
 
 Caveat: the model is randomly initialised, so its keys are less structured than a trained model's.
-Appends to benchmarks/speed/results/c0_convergence.jsonl.
+Appends to benchmarks/speed/results/c0.jsonl.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from common import gpt2_small, load, requests, setup_logging, templates
+from common import load, parser, start
 
 from editkit.architectures import architecture_of, module
 from editkit.config import StatsConfig
@@ -34,21 +33,18 @@ from editkit.objectives import OBJECTIVES, Preservation
 from editkit.stats import _add_gram, _symmetrize, token_chunks
 
 log = logging.getLogger("bench.c0")
-OUT = Path(__file__).parent / "results" / "c0_convergence.jsonl"
+OUT = Path(__file__).parent / "results" / "c0.jsonl"
 LAYER = 8
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--max-tokens", type=int, default=131072)
     ap.add_argument("--first", type=int, default=4096)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    model, tok = gpt2_small()
-    tm = templates(model, tok)
-    K = ModelAccess(model, tok, requests(16), tm).keys(LAYER)  # (3072, 16)
+    b = start(args, n=16)
+    model, tok = b.model, b.tok
+    K = ModelAccess(model, tok, b.requests, b.templates).keys(LAYER)  # (3072, 16)
     R = torch.randn(768, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     solvers = {name: OBJECTIVES.get(name).build() for name in ("memit", "emmet")}
 

@@ -1,12 +1,18 @@
 """Shared set-up of the speed benchmarks: GPT-2 small's shape (random init, real tokenizer),
-CounterFact requests, the 11 context templates, and a little timing/load bookkeeping."""
+CounterFact requests, the 11 context templates, and a little timing/load bookkeeping.
+
+    ap = parser(__doc__); ap.add_argument(...); args = ap.parse_args()
+    b = start(args, n=N, offset=0)     # logging, torch threads, b.model, b.tok, b.templates, b.requests
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -54,25 +60,57 @@ def templates(model, tok, n_context: int = 10, length: int = 10, seed: int = 0) 
     return t
 
 
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The script's docstring as its help, and --threads (torch threads; 1 on this shared machine)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
+@dataclass
+class Bench:
+    model: object
+    tok: object
+    templates: list[str] | None  # plain + 10 generated prefixes (None when not asked for)
+    requests: list[EditRequest]  # the first n CounterFact records from `offset`
+
+
+def start(args: argparse.Namespace, n: int = 0, offset: int = 0, with_templates: bool = True) -> Bench:
+    """Logging, `torch.set_num_threads(args.threads)`, GPT-2 small's shape (seed 0), the context
+    templates and n CounterFact requests: what every benchmark here measures on."""
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    model, tok = gpt2_small()
+    return Bench(model, tok, templates(model, tok) if with_templates else None, requests(n, offset) if n else [])
+
+
+def timed(fn):
+    """(fn(), wall s, CPU s of the process)."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
 def load() -> str:
     """The 1/5/15-minute load averages, to note beside every timing (2 shared cores)."""
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """VmHWM: the peak RSS since the process started or since "5" was written to /proc/self/clear_refs."""
+    return _status_mb("VmHWM")
 
 
 class Timer:

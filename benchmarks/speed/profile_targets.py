@@ -8,14 +8,12 @@ Writes benchmarks/speed/results/profile-<path>-n<N>.txt (ops sorted by self CPU 
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from common import LAYERS, gpt2_small, load, requests, setup_logging, templates
+from common import LAYERS, load, parser, start
 
 from editkit.config import TargetConfig
 from editkit.targets import compute_targets
@@ -24,18 +22,14 @@ OUT = Path(__file__).parent / "results"
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--paths", nargs="+", default=["full", "fast"])
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rows", type=int, default=20)
     args = ap.parse_args()
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    model, tok = gpt2_small()
-    tm = templates(model, tok)
-    reqs = requests(args.n)
+    b = start(args, n=args.n)
+    model, tok, tm, reqs = b.model, b.tok, b.templates, b.requests
     OUT.mkdir(exist_ok=True)
     for path in args.paths:
         cfg = TargetConfig(steps=args.steps, path=path)

@@ -10,7 +10,6 @@ Both sides tokenise the corpus inside the timed region (collect does; the baseli
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from common import LAYERS, gpt2_small, load, setup_logging
+from common import LAYERS, load, parser, start, timed
 
 import editkit.stats as stats_mod
 from editkit.config import StatsConfig
@@ -54,26 +53,18 @@ def plain_forward(model, tok, cfg: StatsConfig) -> int:
     return count
 
 
-def timed(fn):
-    w, c = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w, time.process_time() - c
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--n-tokens", type=int, default=16384)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--gram-block", type=int, default=None,
                     help="editkit.stats.GRAM_BLOCK; 100000 = one tile = the full Xᵀ X product (collect before the symmetric tiles)")
     args = ap.parse_args()
     if args.gram_block:
         stats_mod.GRAM_BLOCK = args.gram_block
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    model, tok = gpt2_small()
+    b = start(args, with_templates=False)
+    model, tok = b.model, b.tok
     cfg = StatsConfig(n_tokens=args.n_tokens, batch_size=args.batch_size)
     collect(model, tok, LAYERS, cfg.model_copy(update={"n_tokens": 512}), progress=False)  # warm-up
     OUT.parent.mkdir(exist_ok=True)

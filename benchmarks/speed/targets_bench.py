@@ -13,7 +13,6 @@ Each run appends one JSON line per measurement to benchmarks/speed/results/targe
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from common import LAYERS, gpt2_small, load, requests, setup_logging, templates
+from common import LAYERS, load, parser, start, timed
 from flops import Shape, floor, prefix_cost, reference as ref_flops
 from reference import reference_targets
 
@@ -41,12 +40,6 @@ def matmul_rate(seconds: float = 2.0) -> float:
         a @ w
         n += 1
     return n * 2 * 1024 * 768 * 3072 / (time.process_time() - c) / 1e9
-
-
-def timed(fn):
-    w, c = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - w, time.process_time() - c
 
 
 def flop_counts(tok, reqs, tm, cfg, steps_taken, L, chunk: int = 64) -> dict:
@@ -71,22 +64,18 @@ def flop_counts(tok, reqs, tm, cfg, steps_taken, L, chunk: int = 64) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, nargs="+", default=[1, 16, 128])
     ap.add_argument("--offset", type=int, default=0, help="first CounterFact record")
     ap.add_argument("--ref-n", type=int, default=4, help="requests the serial reference is timed on (0: skip)")
     ap.add_argument("--paths", nargs="+", default=["fast"], choices=["fast", "full"])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    setup_logging()
-    torch.set_num_threads(args.threads)
-    model, tok = gpt2_small()
-    tm = templates(model, tok)
+    b = start(args, n=max(args.n + [args.ref_n]), offset=args.offset)
+    model, tok, tm, reqs = b.model, b.tok, b.templates, b.requests
     L = LAYERS[-1]
     cfg = TargetConfig(steps=args.steps)
-    reqs = requests(max(args.n + [args.ref_n]), args.offset)
     OUT.parent.mkdir(exist_ok=True)
     rows = []
 
