@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .tokens import pad_id, pad_rows
+
 
 def _target_text(target: str) -> str:
     return target if target.startswith(" ") else " " + target
@@ -56,7 +58,7 @@ def target_logprob(model, tok, prompts: list[str], targets: list[str], batch_siz
             p = p[-keep:]
         rows.append((list(p) + list(t), len(t)))
 
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad = pad_id(tok)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -65,13 +67,7 @@ def target_logprob(model, tok, prompts: list[str], targets: list[str], batch_siz
     try:
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(rows[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                seq = rows[i][0]
-                ids[r, : len(seq)] = torch.tensor(seq)
-                mask[r, : len(seq)] = 1
+            ids, mask = pad_rows([rows[i][0] for i in idx], pad)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             logits = model(
                 input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device)

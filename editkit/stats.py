@@ -33,6 +33,7 @@ from .hooks import hooks, stop_after
 from .keys import device_of
 from .linalg import check_finite
 from .models import model_identity
+from .tokens import pad_id, pad_rows
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,18 @@ def token_chunks(tok, corpus: str, max_len: int, n_tokens: int) -> Iterator[list
                 return
 
 
+def token_batches(tok, corpus: str, max_len: int, n_tokens: int, batch_size: int) -> Iterator[list[list[int]]]:
+    """`token_chunks` in batches of `batch_size` chunks (the last batch may be smaller)."""
+    batch: list[list[int]] = []
+    for chunk in token_chunks(tok, corpus, max_len, n_tokens):
+        batch.append(chunk)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 # ---------------------------------------------------------------- collection
 GRAM_BLOCK = 768  # Xᵀ X is formed in (GRAM_BLOCK × GRAM_BLOCK) tiles, upper triangle only
 
@@ -172,34 +185,23 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
 
         return fn
 
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad = pad_id(tok)
     bar = tqdm(total=cfg.n_tokens, desc="key statistics", unit="tok", disable=not progress, leave=False)
-    batch: list[list[int]] = []
     training = model.training
     model.eval()
 
     def run(batch):
-        T = max(len(c) for c in batch)
-        ids = torch.full((len(batch), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), T), dtype=torch.bool)
-        for i, c in enumerate(batch):
-            ids[i, : len(c)] = torch.tensor(c)
-            mask[i, : len(c)] = True
-        state["mask"] = mask.to(dev)
+        ids, mask = pad_rows(batch, pad)
+        state["mask"] = mask.bool().to(dev)
         with hooks(*((p, grab(l)) for l, p in projs.items())), stop_after(deepest):
-            model(input_ids=ids.to(dev), attention_mask=mask.long().to(dev))
+            model(input_ids=ids.to(dev), attention_mask=mask.to(dev))
         return int(mask.sum())
 
     try:
-        for chunk in token_chunks(tok, cfg.corpus, cfg.max_len, cfg.n_tokens):
-            batch.append(chunk)
-            if len(batch) == cfg.batch_size:
-                got = run(batch)
-                count += got
-                bar.update(got)
-                batch = []
-        if batch:
-            count += run(batch)
+        for batch in token_batches(tok, cfg.corpus, cfg.max_len, cfg.n_tokens, cfg.batch_size):
+            got = run(batch)
+            count += got
+            bar.update(got)
     finally:
         model.train(training)
         bar.close()

@@ -50,7 +50,7 @@ from .config import TargetConfig
 from .hooks import hidden_of, hooks, replace_hidden
 from .keys import device_of
 from .requests import EditRequest
-from .tokens import edit_position, target_ids
+from .tokens import edit_position, pad_id, pad_rows, target_ids
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +162,8 @@ class _Batch:
 
 
 def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
-    B, T = len(rows.ids), max(len(x) for x in rows.ids)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    ids = torch.full((B, T), pad, dtype=torch.long)
-    mask = torch.zeros((B, T), dtype=torch.long)
-    for b, x in enumerate(rows.ids):
-        ids[b, : len(x)] = torch.tensor(x)
-        mask[b, : len(x)] = 1
+    B = len(rows.ids)
+    ids, mask = pad_rows(rows.ids, pad_id(tok))
     read_b, read_t, y = [], [], []
     for b in range(B):
         read_b += [b] * len(rows.tgt_pos[b])

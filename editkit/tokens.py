@@ -79,21 +79,31 @@ def edit_position(tok, template: str, subject: str, fact_token: str = "subject_l
     return text, FACT_TOKENS[fact_token](first, last, n)
 
 
-def encode_batch(tok, texts: list[str], device=None):
-    """Right-padded batch: (input_ids (B, T), attention_mask (B, T), lengths list[int]).
+def pad_id(tok) -> int:
+    """The id padding uses: the tokenizer's pad id, else its eos id, else 0. Masked positions never
+    matter (every read is at a real token and attention ignores them)."""
+    return tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
 
-    Padding uses the tokenizer's pad id, else its eos id, else 0; masked positions never matter
-    because every read is at a real token and attention ignores them."""
+
+def pad_rows(rows, pad: int, left: bool = False):
+    """Token-id lists → (input_ids (B, T) long, attention_mask (B, T) long), T = the longest row;
+    each row at the start (right padding) or, with left=True, at the end (left padding)."""
     import torch
 
+    T = max(len(x) for x in rows)
+    ids = torch.full((len(rows), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for i, x in enumerate(rows):
+        at = slice(T - len(x), T) if left else slice(0, len(x))
+        ids[i, at] = torch.tensor(x, dtype=torch.long)
+        mask[i, at] = 1
+    return ids, mask
+
+
+def encode_batch(tok, texts: list[str], device=None):
+    """Right-padded batch: (input_ids (B, T), attention_mask (B, T), lengths list[int])."""
     ids = [tok(t, add_special_tokens=True)["input_ids"] for t in texts]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    T = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), T), pad, dtype=torch.long)
-    mask = torch.zeros((len(ids), T), dtype=torch.long)
-    for i, x in enumerate(ids):
-        input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
-        mask[i, : len(x)] = 1
+    input_ids, mask = pad_rows(ids, pad_id(tok))
     if device is not None:
         input_ids, mask = input_ids.to(device), mask.to(device)
     return input_ids, mask, [len(x) for x in ids]

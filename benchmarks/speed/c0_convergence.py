@@ -30,7 +30,8 @@ from editkit.config import StatsConfig
 from editkit.hooks import hooks, stop_after
 from editkit.keys import ModelAccess
 from editkit.objectives import OBJECTIVES, Preservation
-from editkit.stats import _add_gram, _symmetrize, token_chunks
+from editkit.stats import _add_gram, _symmetrize, token_batches
+from editkit.tokens import pad_id, pad_rows
 
 log = logging.getLogger("bench.c0")
 OUT = Path(__file__).parent / "results" / "c0.jsonl"
@@ -61,20 +62,15 @@ def main():
     while N <= args.max_tokens:
         targets.append(N)
         N *= 2
-    prev, batch = None, []
+    prev = None
     t0, c0 = time.perf_counter(), time.process_time()
     rows = []
 
     def run(batch):
-        T = max(len(c) for c in batch)
-        ids = torch.full((len(batch), T), tok.eos_token_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), T), dtype=torch.bool)
-        for i, c in enumerate(batch):
-            ids[i, : len(c)] = torch.tensor(c)
-            mask[i, : len(c)] = True
-        state["mask"] = mask
+        ids, mask = pad_rows(batch, pad_id(tok))
+        state["mask"] = mask.bool()
         with torch.no_grad(), hooks((proj, grab)), stop_after(proj):
-            model(input_ids=ids, attention_mask=mask.long())
+            model(input_ids=ids, attention_mask=mask)
         state["count"] += int(mask.sum())
 
     def snapshot():
@@ -91,16 +87,11 @@ def main():
         log.info("%s", row)
 
     model.eval()
-    for chunk in token_chunks(tok, cfg.corpus, cfg.max_len, cfg.n_tokens):
-        batch.append(chunk)
-        if len(batch) == cfg.batch_size:
-            run(batch)
-            batch = []
-            if targets and state["count"] >= targets[0]:
-                targets.pop(0)
-                snapshot()
-    if batch:
+    for batch in token_batches(tok, cfg.corpus, cfg.max_len, cfg.n_tokens, cfg.batch_size):
         run(batch)
+        if len(batch) == cfg.batch_size and targets and state["count"] >= targets[0]:  # the last, short batch: below
+            targets.pop(0)
+            snapshot()
     if targets:
         snapshot()
     OUT.parent.mkdir(exist_ok=True)

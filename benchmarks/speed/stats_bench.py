@@ -21,7 +21,8 @@ from common import LAYERS, load, parser, start, timed
 
 import editkit.stats as stats_mod
 from editkit.config import StatsConfig
-from editkit.stats import collect, token_chunks
+from editkit.stats import collect, token_batches
+from editkit.tokens import pad_id, pad_rows
 
 log = logging.getLogger("bench.stats")
 OUT = Path(__file__).parent / "results" / "stats.jsonl"
@@ -30,26 +31,11 @@ OUT = Path(__file__).parent / "results" / "stats.jsonl"
 @torch.no_grad()
 def plain_forward(model, tok, cfg: StatsConfig) -> int:
     """The model's full forward (all blocks, the head at every position) over collect's batches."""
-    pad = tok.eos_token_id
-    batch, count = [], 0
-
-    def run(batch):
-        T = max(len(c) for c in batch)
-        ids = torch.full((len(batch), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), T), dtype=torch.long)
-        for i, c in enumerate(batch):
-            ids[i, : len(c)] = torch.tensor(c)
-            mask[i, : len(c)] = 1
+    count = 0
+    for batch in token_batches(tok, cfg.corpus, cfg.max_len, cfg.n_tokens, cfg.batch_size):
+        ids, mask = pad_rows(batch, pad_id(tok))
         model(input_ids=ids, attention_mask=mask)
-        return int(mask.sum())
-
-    for chunk in token_chunks(tok, cfg.corpus, cfg.max_len, cfg.n_tokens):
-        batch.append(chunk)
-        if len(batch) == cfg.batch_size:
-            count += run(batch)
-            batch = []
-    if batch:
-        count += run(batch)
+        count += int(mask.sum())
     return count
 
 

@@ -43,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..keys import device_of
+from ..tokens import pad_id, pad_rows
 from ..stats import cache_dir as _stats_cache_dir, corpus_identity, corpus_path, documents
 from ..config import StatsConfig
 
@@ -175,17 +176,13 @@ def generate(
     first real token (position_ids = cumsum(mask) − 1), so padding changes nothing."""
     g = torch.Generator().manual_seed(seed)
     dev = device_of(model)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad = pad_id(tok)
     eos = tok.eos_token_id
     out: list[str] = []
     for s in tqdm(range(0, len(prompts), batch_size), desc="generate", disable=not progress, leave=False):
         chunk = [tok(p)["input_ids"] for p in prompts[s : s + batch_size]]
-        B, T = len(chunk), max(len(c) for c in chunk)
-        ids = torch.full((B, T), pad, dtype=torch.long)
-        mask = torch.zeros((B, T), dtype=torch.long)
-        for i, c in enumerate(chunk):
-            ids[i, T - len(c) :] = torch.tensor(c)
-            mask[i, T - len(c) :] = 1
+        ids, mask = pad_rows(chunk, pad, left=True)
+        B, T = ids.shape
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp_min(0)
         new = torch.empty((B, 0), dtype=torch.long, device=dev)

@@ -20,6 +20,7 @@ import torch
 
 from ..keys import device_of
 from ..requests import EditRequest
+from ..tokens import pad_id, pad_rows
 
 
 def _target_text(target: str) -> str:
@@ -37,7 +38,7 @@ def top1_predictions(model, tok, prompts: list[str], targets: list[str], batch_s
     for i, (p, t) in enumerate(zip(p_ids, t_ids)):
         if not p or not t:
             raise ValueError(f"pair {i} ({prompts[i]!r}, {targets[i]!r}) has an empty prompt or target")
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    pad = pad_id(tok)
     dev = device_of(model)
     out: list = [None] * len(rows)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
@@ -46,12 +47,7 @@ def top1_predictions(model, tok, prompts: list[str], targets: list[str], batch_s
     try:
         for s in range(0, len(rows), batch_size):
             idx = order[s : s + batch_size]
-            T = max(len(rows[i][0]) for i in idx)
-            ids = torch.full((len(idx), T), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), T), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(rows[i][0])] = torch.tensor(rows[i][0])
-                mask[r, : len(rows[i][0])] = 1
+            ids, mask = pad_rows([rows[i][0] for i in idx], pad)
             pos = (mask.cumsum(-1) - 1).clamp_min(0)
             logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev)).logits  # (B, T, V)
             for r, i in enumerate(idx):
