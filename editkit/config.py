@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .context import as_groups
 from .distribution import STRATEGIES
 from .objectives import OBJECTIVES
 
@@ -20,21 +21,40 @@ class _Strict(BaseModel):
 
 
 class TargetConfig(_Strict):
-    """Optimisation of δ, the target residual-stream offset at the last edited layer."""
+    """Optimisation of δ, the target offset of the residual stream at the last edited layer.
 
-    steps: int = Field(20, ge=1)  # Adam steps (MEMIT's v_num_grad_steps)
-    lr: float = Field(0.5, gt=0)  # MEMIT's v_lr
-    clamp_factor: float = Field(4.0, gt=0)  # ‖δ‖ ≤ clamp_factor · ‖h‖
-    kl_factor: float = Field(0.0625, ge=0)  # weight of KL(edited ‖ unedited) on "{subject} is a"
-    weight_decay: float = Field(0.5, ge=0)  # weight of ‖δ‖² / ‖h‖²
-    early_stop: float = Field(5e-2, ge=0)  # stop once the NLL term falls below this
+    The defaults are MEMIT's `compute_z` (kmeng01/memit; EMMET and AlphaEdit reuse it); an
+    objective's registration overrides some of them with its own reference's (ROME's
+    `compute_v`: `delta_module="mlp"`, ROME's context, clamp 4), see editkit/objectives and
+    benchmarks/faithfulness.md. Explicit keyword arguments override both."""
+
+    steps: int = Field(20, ge=1)  # Adam steps (v_num_grad_steps); at most steps − 1 updates
+    lr: float = Field(0.5, gt=0)  # v_lr
+    clamp_factor: float = Field(0.75, gt=0)  # ‖δ‖ ≤ clamp_factor · ‖h‖ (clamp_norm_factor)
+    kl_factor: float = Field(0.0625, ge=0)  # weight of KL(edited ‖ unedited) at the fact token of `kl_prompt`
+    weight_decay: float = Field(0.5, ge=0)  # weight of ‖δ‖ / ‖h‖² (v_weight_decay; the norm, not its square)
+    early_stop: float = Field(5e-2, ge=0)  # stop once the whole loss falls below this
     serial: bool = False  # optimise requests one at a time (reference behaviour) instead of together
     path: Literal["fast", "full"] = "fast"  # "fast": blocks ≤ L once, then only blocks > L where δ reaches; "full": whole model every step
-    context: Literal["generated", "fixed", "none"] = "generated"  # prefixes for keys and targets
-    n_context: int = Field(5, ge=0)  # number of prefixes (besides the empty one)
-    context_len: int = Field(10, ge=1)  # tokens per generated prefix
+    delta_module: Literal["block", "mlp"] = "block"  # h: the output δ is measured against (MEMIT: block L, ROME: its MLP)
+    context: Literal["memit", "rome", "fixed", "none"] = "memit"  # template groups for keys and targets (editkit.context)
+    n_context: int = Field(5, ge=0)  # memit/fixed: number of prefixes (besides the plain prompt)
+    context_len: int = Field(10, ge=1)  # memit: tokens per generated prefix, its opening word included
+    templates: list[list[str]] | None = None  # explicit template groups (e.g. the same ones another code base used)
     kl_prompt: str = "{} is a"
-    fact_token: Literal["subject_last", "subject_first", "last"] = "subject_last"  # where keys are read and δ added
+    fact_token: Literal["subject_last", "subject_first", "last"] = "subject_last"  # where keys are read, δ added and KL read
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _old_context_name(cls, v):
+        return "memit" if v == "generated" else v  # the name before template groups existed
+
+    @field_validator("templates")
+    @classmethod
+    def _valid_templates(cls, v):
+        if v is not None:
+            as_groups(v)
+        return v
 
 
 class StatsConfig(_Strict):
@@ -45,7 +65,7 @@ class StatsConfig(_Strict):
     max_len: int = Field(128, ge=2)
     batch_size: int = Field(8, ge=1)
     dtype: Literal["float32", "float64"] = "float32"  # dtype of the forward pass; accumulation is float64
-    ridge: float = Field(1e-6, ge=0)  # C0 + ridge·mean(diag C0)·I when solving: dead MLP units leave C0 singular
+    ridge: float = Field(0.0, ge=0)  # C0 + ridge·mean(diag C0)·I when solving (no reference has one; dead MLP units leave C0 singular)
     cache_dir: Path | None = None  # default: $EDITKIT_CACHE or ~/.cache/editkit
 
 
@@ -56,7 +76,8 @@ class EditorConfig(_Strict):
     hparams: dict = Field(default_factory=dict)  # the objective's hyperparameters (alpha, mom2_weight, …)
     target: TargetConfig = Field(default_factory=TargetConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
-    keep_edited_keys: bool = True  # earlier edits' keys join the preservation term (K_p)
+    keep_edited_keys: bool = False  # earlier edits' keys join the preservation term K_p (AlphaEdit's cache_c; MEMIT, ROME, EMMET keep C0 only)
+    constraint_key: Literal["average", "plain"] = "average"  # equality objectives: the key the constraint ΔW k = r holds at; "plain": the plain prompt's (ROME's compute_v), the direction C⁻¹k̄ still from the averaged key
     seed: int = 0
     progress: bool = True
 
@@ -82,6 +103,11 @@ class EditorConfig(_Strict):
                 f"{sorted(set(EditorConfig.model_fields) | set(TargetConfig.model_fields) | set(StatsConfig.model_fields))}"
             )
         entry.build(**self.hparams)  # invalid values fail here
+        if self.constraint_key == "plain" and not entry.solver.takes_constraint_keys:
+            raise ValueError(
+                f"constraint_key='plain' needs an equality objective (rome, emmet); {self.objective!r} "
+                "solves with the averaged keys only: drop constraint_key or pick another objective"
+            )
         if self.layers is not None and (not self.layers or sorted(set(self.layers)) != self.layers):
             raise ValueError(f"layers {self.layers} must be a non-empty, strictly increasing list")
         return self
@@ -92,14 +118,27 @@ _GROUPS = {"target": TargetConfig, "stats": StatsConfig}
 
 def build_config(**kwargs) -> EditorConfig:
     """EditorConfig from flat keyword arguments: each one goes to the group that declares it
-    (Editor(objective="memit", mom2_weight=1e4, steps=25, n_tokens=10**6))."""
+    (Editor(objective="memit", mom2_weight=1e4, steps=25, n_tokens=10**6)). Settings not given
+    take the objective's reference conventions (its registration's `conventions`), then the
+    config classes' defaults."""
     top = {k: kwargs.pop(k) for k in list(kwargs) if k in EditorConfig.model_fields}
+    groups = {}
     for group, cls in _GROUPS.items():
         sub = dict(top.get(group) or {})
         if isinstance(sub, BaseModel):
-            sub = sub.model_dump()
+            sub = sub.model_dump(exclude_unset=True)
         sub.update({k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields})
-        top[group] = sub
+        groups[group] = sub
+    entry = OBJECTIVES.get(top.get("objective", EditorConfig.model_fields["objective"].default))
+    for k, v in entry.conventions.items():  # the reference's choice, where the caller made none
+        where = next((g for g, cls in _GROUPS.items() if k in cls.model_fields), None)
+        if where is not None:
+            groups[where].setdefault(k, v)
+        elif k in EditorConfig.model_fields:
+            top.setdefault(k, v)
+        else:
+            raise ValueError(f"objective convention {k!r} names no setting")  # a registration bug
+    top.update(groups)
     hp = dict(top.get("hparams") or {})
     hp.update(kwargs)  # what is left belongs to the objective; its Config rejects unknown keys
     top["hparams"] = hp

@@ -60,6 +60,7 @@ class Editor:
     def __init__(self, objective: str = "emmet", distribute: bool = False, config: EditorConfig | None = None, **kwargs):
         self.config = config if config is not None else build_config(objective=objective, distribute=distribute, **kwargs)
         entry = OBJECTIVES.get(self.config.objective)
+        self.reference = entry.reference
         self.objective = entry.build(**self.config.hparams)
         self.one_at_a_time = entry.one_at_a_time
         self.strategy = STRATEGIES.get(self.config.strategy)()
@@ -99,7 +100,7 @@ class Editor:
         templates = self._context(model, tok)
         edit = Edit([], self.config.model_dump(mode="json"), [r.model_dump() for r in requests])
         info = edit.info
-        info.update(target_losses=[], target_steps=[], preservation=[], delta_norm=[], seconds={"targets": 0.0, "distribute": 0.0})
+        info.update(reference=self.reference, target_losses=[], target_steps=[], preservation=[], delta_norm=[], seconds={"targets": 0.0, "distribute": 0.0})
         edit._begin(model, written)
         try:
             with frozen(model):
@@ -109,7 +110,7 @@ class Editor:
                     tg = compute_targets(model, tok, batch, layers[-1], templates, self.config.target, progress=self.config.progress and len(batch) > 1)
                     t1 = time.perf_counter()
                     access = ModelAccess(model, tok, batch, templates, fact_token=self.config.target.fact_token)
-                    updates = self.strategy.run(access, layers, tg.Z, self._solver(model, pres, edit))
+                    updates = self.strategy.run(access, layers, tg.Z, self._solver(model, pres, edit, access))
                     info["seconds"]["targets"] += t1 - t0
                     info["seconds"]["distribute"] += time.perf_counter() - t1
                     info["target_losses"] += tg.losses.tolist()
@@ -160,9 +161,12 @@ class Editor:
                 cache[l] = Preservation(C0, ridge=self.config.stats.ridge)
         return cache
 
-    def _context(self, model, tok) -> list[str]:
+    def _context(self, model, tok) -> list[list[str]]:
+        """Template groups: the configured ones, else generated once per model (editkit.context)."""
+        t = self.config.target
+        if t.templates is not None:
+            return t.templates
         if model not in self._templates:
-            t = self.config.target
             with frozen(model):
                 self._templates[model] = context_templates(model, tok, t.context, t.n_context, t.context_len, self.config.seed)
         return self._templates[model]
@@ -174,10 +178,12 @@ class Editor:
         ks += [u.keys for u in current.updates if u.layer == layer]
         return torch.cat(ks, dim=1) if ks else None
 
-    def _solver(self, model, pres: dict[int, Preservation], edit: Edit):
+    def _solver(self, model, pres: dict[int, Preservation], edit: Edit, access: ModelAccess):
+        plain = self.config.constraint_key == "plain"
+
         def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
             p = pres[layer].with_keys(self._earlier_keys(model, layer, edit))
-            dW = self.objective(K, R, p)
+            dW = self.objective(K, R, p, access.plain_keys(layer) if plain else None)
             edit.info["delta_norm"].append(float(dW.norm()))
             edit.info["preservation"].append(float(torch.trace(dW @ p.C0 @ dW.T).clamp_min(0).sqrt()))
             return dW

@@ -1,9 +1,10 @@
 """Keys and hidden states read from a real model: the `LayerAccess` a strategy sees.
 
     key k_i   (d_in,)  input of the MLP output projection at the edit token (the subject's last
-                       token unless `fact_token` says otherwise),
-                       averaged over the context templates (the same averaged key is used for the
-                       residual and in the constraint: r-ROME's fix of ROME's key mismatch)
+                       token unless `fact_token` says otherwise), averaged over the context
+                       templates: within each template group, then across groups
+                       (memit/compute_ks.py; with one group, the uniform mean of rome/compute_u.py)
+    plain key (d_in,)  the same at the plain prompt only (ROME's compute_v divides by it)
     h_i       (d,)     output of a block at the edit token of the plain prompt
     K = [k_1 … k_n]  (d_in, n),   H = [h_1 … h_n]  (d, n),   float64
 
@@ -40,6 +41,7 @@ import torch
 from torch import nn
 
 from .architectures import architecture_of, module, read_weight, weight_param
+from .context import flatten
 from .hooks import hidden_of, hooks, replace_hidden, stop_after
 from .requests import EditRequest
 from .tokens import edit_position, encode_batch
@@ -91,11 +93,15 @@ def read_at(model, tok, located: Located, target: torch.nn.Module, *, read_input
     return torch.cat(out)
 
 
-def average_by_owner(x: torch.Tensor, owner: list[int], n: int) -> torch.Tensor:
-    """(n, d) mean of the rows of x (m, d) that belong to each owner."""
+def average_by_owner(x: torch.Tensor, owner: list[int], n: int, weight: list[float] | None = None) -> torch.Tensor:
+    """(n, d) weighted mean of the rows of x (m, d) that belong to each owner (weights of one
+    owner's rows sum to 1; None: the plain mean)."""
     o = torch.tensor(owner)
-    sums = torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, o, x)
-    return sums / torch.bincount(o, minlength=n).unsqueeze(1).to(x.dtype)
+    if weight is None:
+        sums = torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, o, x)
+        return sums / torch.bincount(o, minlength=n).unsqueeze(1).to(x.dtype)
+    w = torch.tensor(weight, dtype=x.dtype).unsqueeze(1)
+    return torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, o, x * w)
 
 
 CACHED = {"gpt2", "gptj", "gpt_neox", "llama"}  # families whose cached keys are tested equal to the plain path's
@@ -139,11 +145,14 @@ class _Batch:
 class ModelAccess:
     """`LayerAccess` over a transformers model for a batch of requests."""
 
-    def __init__(self, model, tok, requests: list[EditRequest], templates: list[str], batch_size: int = 32, fact_token: str = "subject_last", cache_bytes: int = 2**31):
+    def __init__(self, model, tok, requests: list[EditRequest], templates, batch_size: int = 32, fact_token: str = "subject_last", cache_bytes: int = 2**31):
+        """`templates`: template groups (editkit.context), or a flat list (one group)."""
         self.model, self.tok, self.n = model, tok, len(requests)
         self.arch = architecture_of(model)
         self.batch_size = batch_size
+        templates, weights = flatten(templates)
         self.with_context = locate(tok, requests, templates, fact_token)
+        self._weight = weights * len(requests)  # key-average weight of each context row (locate's order)
         self.plain = locate(tok, requests, ["{}"], fact_token)
         self.cache_bytes = cache_bytes
         self._tmpl = [t for _ in requests for t in range(len(templates))]  # template of each context row (locate's order)
@@ -158,7 +167,12 @@ class ModelAccess:
             k = self._cached_keys(layer, proj)
         else:
             k = read_at(self.model, self.tok, self.with_context, proj, read_input=True, batch_size=self.batch_size)
-        return average_by_owner(k, self.with_context.owner, self.n).T  # (d_in, n)
+        return average_by_owner(k, self.with_context.owner, self.n, self._weight).T  # (d_in, n)
+
+    def plain_keys(self, layer: int) -> torch.Tensor:
+        """(d_in, n) keys at the plain prompts (no context prefix)."""
+        proj = module(self.model, self.arch.proj, layer)
+        return read_at(self.model, self.tok, self.plain, proj, read_input=True, batch_size=self.batch_size).T
 
     # ------------------------------------------------------------ keys from cached block inputs
     def _cacheable(self, layer: int) -> bool:

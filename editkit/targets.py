@@ -1,14 +1,22 @@
 """Target values: the residual-stream vector each request should produce at the last edited layer.
 
-For request i, δ_i (d,) is added to the output of block L at its edit token (the subject's last
-token, or what `TargetConfig.fact_token` names) in every one of its sequences, and optimised with
-Adam:
+For request i, δ_i (d,) is added at its edit token (the subject's last token, or what
+`TargetConfig.fact_token` names) in every one of its sequences, and optimised with Adam, as
+MEMIT's `compute_z` and ROME's `compute_v` do:
 
-    loss_i = mean_c NLL(target_new | context_c + prompt_i)                       (mean per token)
-           + kl_factor · KL(p_δ ‖ p_0) of the next token after "{subject} is a"
-           + weight_decay · ‖δ_i‖² / ‖h_i‖²
+    loss_i = mean_c NLL(target_new | context_c + prompt_i)                  (mean per token, every
+                                                                             template of every group)
+           + kl_factor · KL(p_δ ‖ p_0) of the next token at the edit token of "{subject} is a"
+           + weight_decay · ‖δ_i‖ / ‖h_i‖²                                   (the norm, not its square)
     after each step ‖δ_i‖ ≤ clamp_factor · ‖h_i‖;  request i stops once loss_i < early_stop
-    target z_i = h_i + δ_i      (d,)     h_i: block L output at the edit token, plain prompt
+    target z_i = H_i + δ_i   (d,)   H_i: block L's output at the edit token of the plain prompt
+
+h_i is what δ is measured against (`delta_module`): block L's output (MEMIT: δ is added to the
+block output) or block L's MLP output (ROME: δ is added to the MLP output). Adding δ to either at
+one position changes the residual stream identically, so only the clamp and the weight decay
+differ; Z is reported at the block output in both cases (for ROME, Z − H = δ is the MLP value's
+change). A rewriting row is tokenised as the originals do: the filled prompt and the decoded
+target without its last token, as one string; its last len(target) positions predict the target.
 
 All requests of a chunk are optimised together. The losses are separable and Adam acts
 element-wise, so this gives the same δ as optimising each request alone (`serial=True`).
@@ -48,8 +56,9 @@ from tqdm.auto import tqdm
 from .architectures import architecture_of, module
 from .config import TargetConfig
 from .hooks import hidden_of, hooks, replace_hidden
-from .keys import device_of
+from .keys import device_of, locate, read_at
 from .requests import EditRequest
+from .context import flatten
 from .tokens import edit_position, pad_id, pad_rows, target_ids
 
 log = logging.getLogger(__name__)
@@ -72,24 +81,32 @@ class _Rows:
     tgt_ids: list[list[int]]
     kl_row: list[int]  # per request: its KL row
     plain_row: list[int]  # per request: its row without context prefix
+    kl_pos: list[int]  # per request: where its KL row is read (its edit token)
 
 
-def _rows(tok, requests: list[EditRequest], templates: list[str], kl_prompt: str, fact_token: str = "subject_last") -> _Rows:
-    r = _Rows([], [], [], [], [], [], [])
+def _rows(tok, requests: list[EditRequest], templates, kl_prompt: str, fact_token: str = "subject_last") -> _Rows:
+    """Rows of every request under every template (groups flattened; the first must be "{}"),
+    then its KL row."""
+    templates, _ = flatten(templates)
+    if templates[0] != "{}":
+        raise ValueError(f"the first context template must be the plain prompt '{{}}', got {templates[0]!r}")
+    r = _Rows([], [], [], [], [], [], [], [])
     for i, req in enumerate(requests):
         t_ids = target_ids(tok, req.target_new)
+        given = tok.decode(t_ids[:-1])
         for c, ctx in enumerate(templates):
             text, last = edit_position(tok, ctx.replace("{}", req.prompt, 1), req.subject, fact_token)
-            p_ids = tok(text)["input_ids"]
+            ids = tok(text + given)["input_ids"]
             if c == 0:
                 r.plain_row.append(len(r.ids))
-            r.ids.append(p_ids + t_ids[:-1])
+            r.ids.append(ids)
             r.subj.append(last)
             r.owner.append(i)
-            r.tgt_pos.append(list(range(len(p_ids) - 1, len(p_ids) - 1 + len(t_ids))))
+            r.tgt_pos.append(list(range(len(ids) - len(t_ids), len(ids))))
             r.tgt_ids.append(t_ids)
         text, last = edit_position(tok, kl_prompt, req.subject, fact_token)
         r.kl_row.append(len(r.ids))
+        r.kl_pos.append(last)
         r.ids.append(tok(text)["input_ids"])
         r.subj.append(last)
         r.owner.append(i)
@@ -147,7 +164,7 @@ def compute_targets(model, tok, requests: list[EditRequest], layer: int, templat
 @dataclass
 class _Batch:
     """All rows of a chunk, right-padded, and the P points whose logits the loss reads:
-    first every target token (n_tok of them), then the last token of each request's KL row (n)."""
+    first every target token (n_tok of them), then the edit token of each request's KL row (n)."""
 
     ids: torch.Tensor  # (B, T) long
     mask: torch.Tensor  # (B, T) long
@@ -170,7 +187,7 @@ def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
         read_t += rows.tgt_pos[b]
         y += rows.tgt_ids[b]
     read_b += rows.kl_row
-    read_t += [len(rows.ids[b]) - 1 for b in rows.kl_row]
+    read_t += rows.kl_pos
     owner = torch.tensor(rows.owner)
     tb = torch.tensor(read_b[: len(y)], dtype=torch.long)
     # NLL normalisation: mean over tokens within a row, then mean over the request's rows
@@ -482,6 +499,14 @@ def _pass(model, layer: int, b: _Batch, cfg: TargetConfig):
 
 
 # ---------------------------------------------------------------- the optimisation
+@torch.no_grad()
+def _mlp_outputs(model, tok, requests, layer: int, fact_token: str) -> torch.Tensor:
+    """(n, d) float32 block `layer`'s MLP output at each plain prompt's edit token (ROME's v*
+    starting point, what `delta_module="mlp"` measures δ against)."""
+    mlp = module(model, architecture_of(model).mlp, layer)
+    return read_at(model, tok, locate(tok, requests, ["{}"], fact_token), mlp, read_input=False).float()
+
+
 def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targets:
     dev = device_of(model)
     n = len(requests)
@@ -493,10 +518,13 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
     d = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.config.n_embd
     delta = torch.zeros(n, d, device=dev, dtype=torch.float32, requires_grad=True)
     run = _pass(model, layer, b, cfg)
+    mlp_ref = _mlp_outputs(model, tok, requests, layer, cfg.fact_token).to(dev) if cfg.delta_module == "mlp" else None  # (n, d)
     state: dict = {}
 
     def losses():
-        hid = run(delta)  # (P, d)
+        hid = run(delta)  # (P, d); the first call sets run.h0
+        if "h_norm" not in state:  # (n,) ‖h‖ for the clamp and the weight decay
+            state["h_norm"] = (run.h0 if mlp_ref is None else mlp_ref).norm(dim=-1)
         logp = head(hid).float().log_softmax(-1)  # (P, vocab)
         tl = logp[torch.arange(n_tok, device=dev), b.y]  # (n_tok,)
         nll = torch.zeros(n, device=dev).index_add(0, tok_owner, -tl * b.weight)
@@ -504,9 +532,8 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
         if "kl0" not in state:
             state["kl0"] = kl_logp.detach()
         kl = (kl_logp.exp() * (kl_logp - state["kl0"])).sum(-1)
-        h_norm = run.h0.norm(dim=-1)
-        wd = delta.float().pow(2).sum(-1) / h_norm.pow(2)
-        return nll + cfg.kl_factor * kl + cfg.weight_decay * wd, h_norm
+        wd = delta.float().norm(dim=-1) / state["h_norm"].pow(2)
+        return nll + cfg.kl_factor * kl + cfg.weight_decay * wd
 
     # Adam, element-wise, with a per-request active mask (finished requests stop moving)
     m = torch.zeros_like(delta)
@@ -516,7 +543,7 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
     taken = torch.zeros(n, dtype=torch.long)
     with run.ready():
         for it in range(cfg.steps):
-            loss, h_norm = losses()
+            loss = losses()
             last_loss = loss.detach()
             active &= last_loss >= cfg.early_stop
             if it == cfg.steps - 1 or not active.any():
@@ -530,7 +557,7 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
                 v.mul_(b2).add_((1 - b2) * g * g)
                 step = cfg.lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
                 delta.sub_(step * active[:, None])
-                cap = cfg.clamp_factor * h_norm  # ‖δ‖ ≤ clamp_factor · ‖h‖
+                cap = cfg.clamp_factor * state["h_norm"]  # ‖δ‖ ≤ clamp_factor · ‖h‖
                 norm = delta.norm(dim=-1)
                 delta.mul_(torch.where(norm > cap, cap / norm, torch.ones_like(norm))[:, None])
             taken += active.cpu().long()

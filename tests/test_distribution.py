@@ -86,7 +86,7 @@ def test_every_pair_moves_outputs_towards_targets(gen, objective, strategy):
     model = ResidualStack(gen)
     H0 = model.outputs(3)
     Z = H0 + torch.randn(6, 3, generator=gen, dtype=torch.float64)
-    hp = {"null_threshold": 2.0} if objective == "alphaedit" else {"mom2_weight": 1.0}
+    hp = {"null_threshold": 2.0, "threshold_scale": "relative", "beta": 1.0} if objective == "alphaedit" else {"mom2_weight": 1.0}
     STRATEGIES.get(strategy)().run(model, [1, 2, 3], Z, solver(objective, **hp))
     assert (model.outputs(3) - Z).norm() < 0.5 * (H0 - Z).norm()
 

@@ -75,7 +75,7 @@ def test_edit_raises_target_probability(tok, cache):
 def test_every_pair_runs_and_undoes_bit_exactly(objective, distribute, tok, cache):
     model = tiny("gpt2")
     before = snapshot(model)
-    hp = {"null_threshold": 0.5} if objective == "alphaedit" else {}
+    hp = {"null_threshold": 0.5, "threshold_scale": "relative", "beta": 1.0} if objective == "alphaedit" else {}
     edit = editor(cache, objective=objective, distribute=distribute, layers=[1, 2], **hp).edit(model, tok, REQS[:2])
     assert edit.layers == ([1, 2] if distribute else [2])
     n_updates = (2 if objective == "rome" else 1) * (2 if distribute else 1)

@@ -194,7 +194,7 @@ def test_edit_metrics_from_a_real_edit(tok, tmp_path):
         assert m["memorization_error"] < 1e-6 and m["final_memorization_error"] < 1e-6
         assert m["preservation"] == pytest.approx(edit.info["preservation"][0])
     assert same(before, snapshot(model))
-    rome = Editor(objective="rome", layers=[2], cache_dir=str(tmp_path), **FAST)
+    rome = Editor(objective="rome", constraint_key="average", layers=[2], cache_dir=str(tmp_path), **FAST)
     with rome.applied(model, tok, reqs) as edit:
         m = edit_metrics(edit)
         assert m["n_updates"] == 2 and m["memorization_error"] < 1e-6

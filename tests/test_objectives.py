@@ -108,7 +108,7 @@ def test_null_space_leaves_preserved_subspace_untouched(gen):
     pres = Preservation(C0, Kp)
     U0 = null_basis(pres, 1e-3)
     assert U0.shape[1] == 5
-    dW = NullSpace(null_threshold=1e-3, beta=0.5)(K, V - W @ K, pres)
+    dW = NullSpace(null_threshold=1e-3, threshold_scale="relative", beta=0.5)(K, V - W @ K, pres)
     U_keep = evecs[:, 5:]
     assert float((dW @ U_keep).abs().max()) < 1e-10 * float(dW.abs().max())
     # and it is the AlphaEdit formula R Kᵀ P (K Kᵀ P + Kp Kpᵀ P + β I)⁻¹ written directly
@@ -122,7 +122,7 @@ def test_null_space_leaves_preserved_subspace_untouched(gen):
 def test_null_space_without_preserved_subspace_is_ridge(gen, n):
     W, K, V, C0, _ = random_problem(gen, d_in=10, n=n)
     R = V - W @ K
-    dW = NullSpace(null_threshold=2.0, beta=0.3)(K, R, Preservation(C0))  # every direction is "null"
+    dW = NullSpace(null_threshold=2.0, threshold_scale="relative", beta=0.3)(K, R, Preservation(C0))  # every direction is "null"
     ridge = torch.linalg.solve(K @ K.T + 0.3 * torch.eye(10, dtype=K.dtype), K @ R.T).T
     assert rel(dW, ridge) < 1e-9
 

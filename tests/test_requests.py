@@ -56,10 +56,15 @@ def test_subject_last_token_survives_bpe_merges():
 
 def test_generated_context_is_deterministic_under_seed():
     model, tok = tiny(), tokenizer()
-    a = context_templates(model, tok, "generated", 3, 5, seed=1)
-    assert a == context_templates(model, tok, "generated", 3, 5, seed=1)
-    assert a != context_templates(model, tok, "generated", 3, 5, seed=2)
-    assert a[0] == "{}" and all(t.endswith("{}") for t in a) and len(a) == 4
-    assert context_templates(model, tok, "none", 3, 5, seed=1) == ["{}"]
+    a = context_templates(model, tok, "memit", 3, 5, seed=1)
+    assert a == context_templates(model, tok, "memit", 3, 5, seed=1)
+    assert a != context_templates(model, tok, "memit", 3, 5, seed=2)
+    # MEMIT's grouping: the plain prompt alone, then the prefixes ("<text>. {}"), each 5 tokens with its opening word
+    assert a[0] == ["{}"] and len(a) == 2 and len(a[1]) == 3
+    assert all(t.endswith(". {}") for t in a[1]) and all(t.startswith(o) for t, o in zip(a[1], ["The", "Therefore", "Because"]))
+    assert all(len(tok(t[: -len(". {}")])["input_ids"]) <= 5 for t in a[1])
+    r = context_templates(model, tok, "rome", seed=1)  # ROME: one group, "{}" + 10 of 5 tokens + 10 of 10
+    assert len(r) == 1 and r[0][0] == "{}" and len(r[0]) == 21 and "<|endoftext|>" not in "".join(r[0])
+    assert context_templates(model, tok, "none", 3, 5, seed=1) == [["{}"]]
     with pytest.raises(ValueError, match="unknown context kind"):
         context_templates(model, tok, "random", 3, 5, seed=1)

@@ -1,7 +1,15 @@
 """The fast path of target optimisation (blocks ≤ L once, then only blocks > L at positions ≥ the
 subject) gives the same δ and losses as the full forward, on tiny random GPT-2 and Llama models
 with the real GPT-2 vocabulary. Tolerance: float32 rounding of a different summation order,
-‖Z_fast − Z_full‖ / ‖Z_full‖ < 1e-5 per request, |loss_fast − loss_full| < 1e-4."""
+‖Z_fast − Z_full‖ / ‖Z_full‖ < 1e-5 per request, |loss_fast − loss_full| < 1e-4.
+
+Along trajectories of several updates the weight decay is off (`NO_WD`): the references' term
+wd · ‖δ‖ / ‖h‖² has a gradient of constant size wd / ‖h‖², which on these tiny random models
+(‖h‖ ≈ 5) balances the NLL gradient in many coordinates, and Adam's per-coordinate
+normalisation then turns the paths' 1e-7 rounding differences into 1e-4 after five updates
+(measured: 3e-7 without the term, 1e-4 with it). The term itself is checked after one update,
+where rounding cannot have been amplified yet (`test_norm_weight_decay_after_one_update`), and
+against the plain serial reimplementation in test_reference_conventions.py."""
 
 import pytest
 import torch
@@ -35,8 +43,11 @@ def model(request):
     return tiny(request.param)
 
 
+NO_WD = {"weight_decay": 0.0}
+
+
 def run(model, tok, layer=2, reqs=REQS, chunk=64, **kw):
-    cfg = TargetConfig(**{"steps": 6, **kw})
+    cfg = TargetConfig(**{"steps": 6, **NO_WD, **kw})
     return compute_targets(model, tok, reqs, layer, TEMPLATES, cfg, chunk=chunk, progress=False)
 
 
@@ -49,10 +60,25 @@ def assert_same(a, b, rtol=1e-5, atol=1e-4):
 
 
 @pytest.mark.parametrize("steps", [1, 4])
-@pytest.mark.parametrize("layer", [0, 2, 3])
+@pytest.mark.parametrize("layer", [0, 2])
 def test_fast_equals_full_along_the_trajectory(model, tok, steps, layer):
-    """Same δ and loss after 1 step (the initial loss) and after 4; layer 3 is the top block."""
+    """Same δ and loss after 1 step (the initial loss) and after 4."""
     assert_same(run(model, tok, layer, steps=steps, path="fast"), run(model, tok, layer, steps=steps, path="full"))
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_fast_equals_full_at_the_top_block(model, tok, steps):
+    """Layer 3 is the top block. There, δ at the subject reaches no target token (only the KL
+    read at the subject itself), so the gradient would be pure rounding noise; at the last
+    prompt token δ reaches the first target token directly."""
+    kw = dict(steps=steps, fact_token="last")
+    assert_same(run(model, tok, 3, path="fast", **kw), run(model, tok, 3, path="full", **kw))
+
+
+@pytest.mark.parametrize("delta_module", ["block", "mlp"])
+def test_norm_weight_decay_after_one_update(model, tok, delta_module):
+    kw = dict(steps=2, weight_decay=0.5, delta_module=delta_module)
+    assert_same(run(model, tok, path="fast", **kw), run(model, tok, path="full", **kw))
 
 
 def test_fast_equals_full_with_shared_context_prefixes(model, tok, monkeypatch):

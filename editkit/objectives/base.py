@@ -6,6 +6,9 @@ Notation (all float64):
     V   (d_out, n)     target values;  R = V − W K  (d_out, n) the residual to write
     C0  (d_in, d_in)   uncentred second moment E[k kᵀ] of keys over a text corpus
     Kp  (d_in, m)      keys of earlier edits that should be preserved too (m may be 0)
+    Kc  (d_in, n)      optional, equality objectives only: the keys the constraint ΔW Kc = R holds
+                       at, when they differ from the keys K that give the direction C⁻¹K (ROME's
+                       original update: K averaged over context templates, Kc the plain prompt's)
     λ ≥ 0              preservation weight (MEMIT's mom2_update_weight)
     ΔW  (d_out, d_in)  the update every solver returns
 
@@ -94,11 +97,12 @@ class Objective(ABC):
 
     Config: ClassVar[type[ObjectiveConfig]] = ObjectiveConfig
     name: ClassVar[str] = ""
+    takes_constraint_keys: ClassVar[bool] = False  # whether solve() accepts Kc
 
     def __init__(self, config: ObjectiveConfig | None = None, **hparams):
         self.config = config if config is not None else self.Config(**hparams)
 
-    def __call__(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
+    def __call__(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation, Kc: torch.Tensor | None = None) -> torch.Tensor:
         K, R = as64(K), as64(R)
         if K.ndim != 2 or R.ndim != 2 or K.shape[1] != R.shape[1] or K.shape[0] != pres.d_in:
             raise ValueError(
@@ -107,7 +111,16 @@ class Objective(ABC):
             )
         check_finite(K, "the edit keys K")
         check_finite(R, "the residuals R")
-        dW = self.solve(K, R, pres)
+        if Kc is None:
+            dW = self.solve(K, R, pres)
+        else:
+            if not self.takes_constraint_keys:
+                raise ValueError(f"the {self.name} objective has no separate constraint keys Kc; it solves with K only")
+            Kc = as64(Kc)
+            if Kc.shape != K.shape:
+                raise ValueError(f"shape mismatch: constraint keys Kc {tuple(Kc.shape)} must be shaped like K {tuple(K.shape)}")
+            check_finite(Kc, "the constraint keys Kc")
+            dW = self.solve(K, R, pres, Kc)
         check_finite(dW, f"the {self.name} solution ΔW")
         return dW
 
@@ -118,15 +131,21 @@ class Objective(ABC):
 
 @dataclass(frozen=True)
 class ObjectiveEntry:
-    """A name users type: which solver, its default hyperparameters, and how requests are fed.
+    """A name users type: which solver, its default hyperparameters, how requests are fed, and
+    the conventions of the code it reproduces.
 
     one_at_a_time=True means the editor applies requests one by one, each edit on top of the
     previous one (ROME); otherwise the whole batch goes to the solver together.
+    `conventions` are editor settings (target, key and sequential-editing options, by their flat
+    names) that the reference code fixes for this algorithm; `reference` says which code and
+    hparams file the defaults follow. A user's explicit setting overrides both.
     """
 
     solver: type[Objective]
     defaults: dict
     one_at_a_time: bool = False
+    conventions: dict = field(default_factory=dict)
+    reference: str = ""
 
     def build(self, **hparams) -> Objective:
         return self.solver(**{**self.defaults, **hparams})
@@ -135,12 +154,13 @@ class ObjectiveEntry:
 OBJECTIVES: Registry[ObjectiveEntry] = Registry("objective")
 
 
-def register(name: str, *, one_at_a_time: bool = False, **defaults):
-    """Class decorator: register the solver under a user-facing name with default hparams."""
+def register(name: str, *, one_at_a_time: bool = False, conventions: dict | None = None, reference: str = "", **defaults):
+    """Class decorator: register the solver under a user-facing name with default hparams, the
+    editor conventions of its reference code, and the name of that reference."""
 
     def add(cls: type[Objective]) -> type[Objective]:
         cls.Config(**defaults)  # fail at import if the defaults do not validate
-        OBJECTIVES.register(name, ObjectiveEntry(cls, defaults, one_at_a_time))
+        OBJECTIVES.register(name, ObjectiveEntry(cls, defaults, one_at_a_time, dict(conventions or {}), reference))
         return cls
 
     return add

@@ -9,6 +9,14 @@ Lagrange's solution, with EMMET's α I added to D for stability (α = 0 is the e
     ΔW = R (D + α I)⁻¹ Kᵀ C⁻¹        (d_out, d_in)
 
 With n = 1 and α = 0 this is ROME's rank-one update ΔW = r (C⁻¹k)ᵀ / (kᵀ C⁻¹ k); λ then cancels.
+A single edit always gets α = 0, as in unified-model-editing's EMMET (it adds αI to D only when
+D is larger than 1 × 1): EMMET with n = 1 is ROME.
+
+Constraint keys Kc ≠ K (ROME's original update, `constraint_key="plain"`): the direction stays
+C⁻¹K, the constraint ΔW Kc = R is met exactly (α = 0) with
+
+    D  = Kᵀ C⁻¹ Kc   (n, n; not symmetric, solved by LU),   ΔW = R (D + α I)⁻¹ Kᵀ C⁻¹
+    n = 1:  ΔW = r (C⁻¹k̄)ᵀ / (k_cᵀ C⁻¹ k̄)         (rome/compute_v.py: right vector over k_c · u)
 
 Which form is solved:
   * 2n < d_in (or α = 0): the n × n form above, one Cholesky of C (cached per layer) and one of
@@ -26,7 +34,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from ..linalg import right_solve
+from ..linalg import SingularSystemError, right_solve
 from .base import Objective, ObjectiveConfig, Preservation, register
 
 REMEDY_C = (
@@ -44,15 +52,38 @@ class EqualityConfig(ObjectiveConfig):
     alpha: float = Field(0.1, ge=0)  # α, EMMET's stabiliser of D
 
 
-@register("emmet", alpha=0.1, mom2_weight=15000.0)
-@register("rome", one_at_a_time=True, alpha=0.0, mom2_weight=15000.0)
+@register(
+    "emmet",
+    alpha=0.1,
+    mom2_weight=10000.0,
+    reference="scalable-model-editing/unified-model-editing: emmet/emmet_main.py (solve), compute_ks/compute_z (MEMIT's); hparams/EMMET/gpt2-xl.json",
+)
+@register(
+    "rome",
+    one_at_a_time=True,
+    alpha=0.0,
+    mom2_weight=1.0,  # cancels in ROME's update
+    conventions=dict(delta_module="mlp", context="rome", constraint_key="plain", clamp_factor=4.0),
+    reference="kmeng01/rome: rome/compute_u.py (key), compute_v.py (target, right vector), rome_main.py; hparams/ROME/gpt2-xl.json",
+)
 class Equality(Objective):
     Config = EqualityConfig
     name = "equality"
+    takes_constraint_keys = True
 
-    def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
-        lam, alpha = self.config.mom2_weight, self.config.alpha
+    def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation, Kc: torch.Tensor | None = None) -> torch.Tensor:
         n, d_in = K.shape[1], K.shape[0]
+        lam, alpha = self.config.mom2_weight, (self.config.alpha if n > 1 else 0.0)
+        if Kc is not None:
+            L = pres.cholesky(lam, "C = λC0 + KpKpᵀ", REMEDY_C)
+            CinvK = torch.cholesky_solve(K, L)  # (d_in, n)
+            D = CinvK.T @ Kc + alpha * torch.eye(n, dtype=K.dtype)  # (n, n)
+            if n == 1 and float(D.abs()) < 1e-300:
+                raise SingularSystemError(f"k_cᵀ C⁻¹ k̄ = 0: the plain key is C⁻¹-orthogonal to the averaged one; {REMEDY_D}")
+            X = torch.linalg.solve_ex(D.T, R.T)  # Xᵀ = R (D + αI)⁻¹
+            if int(X.info) != 0:
+                raise SingularSystemError(f"the Kᵀ C⁻¹ Kc + αI system is singular; {REMEDY_D}")
+            return X.result.T @ CinvK.T
         if alpha > 0 and 2 * n >= d_in:
             A = K @ K.T + alpha * pres.weighted(lam)  # (d_in, d_in)
             return right_solve(R @ K.T, A, "K Kᵀ + αC", REMEDY_D)

@@ -33,7 +33,11 @@ class LeastSquaresConfig(ObjectiveConfig):
     mom2_weight: float = Field(1.0, ge=0)  # λ
 
 
-@register("memit", mom2_weight=15000.0)
+@register(
+    "memit",
+    mom2_weight=20000.0,
+    reference="kmeng01/memit: memit/memit_main.py (solve, spread), compute_ks.py, compute_z.py; hparams/MEMIT/gpt2-xl.json",
+)
 class LeastSquares(Objective):
     Config = LeastSquaresConfig
     name = "least_squares"
