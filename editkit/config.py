@@ -58,15 +58,36 @@ class TargetConfig(_Strict):
 
 
 class StatsConfig(_Strict):
-    """Key second-moment statistics C0 = E[k kᵀ] per layer."""
+    """Key second-moment statistics C0 = E[k kᵀ] per layer.
 
+    Two recipes (`recipe`):
+      "editkit"   n_tokens tokens in chunks of ≤ max_len (128) tokens, documents in order.
+      "original"  the papers' code (rome/layer_stats.py, used by MEMIT, EMMET, AlphaEdit):
+                  n_docs = 100,000 documents (mom2_n_samples), each truncated to the model's
+                  context (max_len = None), float32 forward. The originals draw the documents at
+                  random (seed 1) from a hub Wikipedia dump and accumulate in float32; editkit
+                  takes them in the corpus's order and accumulates in float64.
+    A recipe fills only what is not given explicitly."""
+
+    recipe: Literal["editkit", "original"] = "editkit"
     corpus: str = "wikipedia"  # a local folder/file of text, "wikipedia" (../shared/data), or a `datasets` name
-    n_tokens: int = Field(100_000, ge=1)
-    max_len: int = Field(128, ge=2)
+    n_tokens: int = Field(100_000, ge=1)  # tokens to collect (when n_docs is None)
+    n_docs: int | None = Field(None, ge=1)  # documents to collect instead, one chunk each (the originals' mom2_n_samples)
+    max_len: int | None = Field(128, ge=2)  # tokens per chunk; None: the model's context length
     batch_size: int = Field(8, ge=1)
     dtype: Literal["float32", "float64"] = "float32"  # dtype of the forward pass; accumulation is float64
     ridge: float = Field(0.0, ge=0)  # C0 + ridge·mean(diag C0)·I when solving (no reference has one; dead MLP units leave C0 singular)
     cache_dir: Path | None = None  # default: $EDITKIT_CACHE or ~/.cache/editkit
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data):
+        if isinstance(data, dict) and data.get("recipe") == "original":
+            data = {**STATS_RECIPES["original"], **data}
+        return data
+
+
+STATS_RECIPES = {"original": {"n_docs": 100_000, "max_len": None, "dtype": "float32"}}
 
 
 class EditorConfig(_Strict):

@@ -29,7 +29,7 @@ from .distribution import STRATEGIES
 from .edit import Edit
 from .keys import ModelAccess
 from .models import load_model, resolve
-from .objectives import OBJECTIVES, Preservation
+from .objectives import OBJECTIVES, Preservation, preservation_cost
 from .requests import EditRequest
 from .stats import layer_stats
 from .targets import compute_targets, frozen
@@ -185,7 +185,7 @@ class Editor:
             p = pres[layer].with_keys(self._earlier_keys(model, layer, edit))
             dW = self.objective(K, R, p, access.plain_keys(layer) if plain else None)
             edit.info["delta_norm"].append(float(dW.norm()))
-            edit.info["preservation"].append(float(torch.trace(dW @ p.C0 @ dW.T).clamp_min(0).sqrt()))
+            edit.info["preservation"].append(preservation_cost(dW, R, p.C0))
             return dW
 
         return solve

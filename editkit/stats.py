@@ -110,11 +110,18 @@ def documents(corpus: str) -> Iterator[str]:
                 yield doc.strip()
 
 
-def token_chunks(tok, corpus: str, max_len: int, n_tokens: int) -> Iterator[list[int]]:
-    """Chunks of ≤ max_len tokens (no chunk crosses a document) until n_tokens are given."""
+def token_chunks(tok, corpus: str, max_len: int, n_tokens: int, n_docs: int | None = None) -> Iterator[list[int]]:
+    """Chunks of ≤ max_len tokens (no chunk crosses a document) until n_tokens are given; with
+    n_docs, the first max_len tokens of each of the first n_docs documents instead."""
     given = 0
-    for doc in documents(corpus):
+    for d, doc in enumerate(documents(corpus)):
         ids = tok(doc, add_special_tokens=False, verbose=False)["input_ids"]
+        if n_docs is not None:
+            if d >= n_docs:
+                return
+            if len(ids) >= 2:
+                yield ids[:max_len]
+            continue
         for s in range(0, len(ids), max_len):
             chunk = ids[s : s + max_len][: n_tokens - given]
             if len(chunk) < 2:
@@ -125,16 +132,29 @@ def token_chunks(tok, corpus: str, max_len: int, n_tokens: int) -> Iterator[list
                 return
 
 
-def token_batches(tok, corpus: str, max_len: int, n_tokens: int, batch_size: int) -> Iterator[list[list[int]]]:
+def token_batches(tok, corpus: str, max_len: int, n_tokens: int, batch_size: int, n_docs: int | None = None) -> Iterator[list[list[int]]]:
     """`token_chunks` in batches of `batch_size` chunks (the last batch may be smaller)."""
     batch: list[list[int]] = []
-    for chunk in token_chunks(tok, corpus, max_len, n_tokens):
+    for chunk in token_chunks(tok, corpus, max_len, n_tokens, n_docs):
         batch.append(chunk)
         if len(batch) == batch_size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def context_length(model) -> int | None:
+    c = model.config
+    return getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None)
+
+
+def chunk_len(model, cfg: StatsConfig) -> int:
+    """Tokens per chunk: cfg.max_len, or the model's context when it is None."""
+    n = cfg.max_len or context_length(model)
+    if n is None:
+        raise ValueError("StatsConfig.max_len is None (the model's context) but the model's config names no context length; set max_len")
+    return n
 
 
 # ---------------------------------------------------------------- collection
@@ -186,7 +206,7 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
         return fn
 
     pad = pad_id(tok)
-    bar = tqdm(total=cfg.n_tokens, desc="key statistics", unit="tok", disable=not progress, leave=False)
+    bar = tqdm(total=cfg.n_tokens if cfg.n_docs is None else None, desc="key statistics", unit="tok", disable=not progress, leave=False)
     training = model.training
     model.eval()
 
@@ -198,7 +218,7 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
         return int(mask.sum())
 
     try:
-        for batch in token_batches(tok, cfg.corpus, cfg.max_len, cfg.n_tokens, cfg.batch_size):
+        for batch in token_batches(tok, cfg.corpus, chunk_len(model, cfg), cfg.n_tokens, cfg.batch_size, cfg.n_docs):
             got = run(batch)
             count += got
             bar.update(got)
@@ -222,9 +242,10 @@ def cache_key(model, layer: int, cfg: StatsConfig) -> dict:
         "module": architecture_of(model).proj.format(layer),
         "corpus": corpus_identity(cfg.corpus),
         "n_tokens": cfg.n_tokens,
-        "max_len": cfg.max_len,
+        "max_len": chunk_len(model, cfg),
         "dtype": cfg.dtype,
         "format": 1,
+        **({"n_docs": cfg.n_docs} if cfg.n_docs is not None else {}),
     }
 
 

@@ -170,10 +170,26 @@ def test_stats_key_changes_with_what_changes_the_result(tok, cache):
     model = tiny("gpt2")
     cfg = Editor(**FAST, **cache).config.stats
     base = stats_mod.cache_key(model, 2, cfg)
-    for change in (dict(n_tokens=999), dict(max_len=32), dict(dtype="float64")):
+    for change in (dict(n_tokens=999), dict(max_len=32), dict(dtype="float64"), dict(n_docs=10), dict(max_len=None)):
         assert stats_mod.entry_name(stats_mod.cache_key(model, 2, cfg.model_copy(update=change))) != stats_mod.entry_name(base)
     assert stats_mod.cache_key(tiny("gpt2", seed=1), 2, cfg)["model"] != base["model"]
     assert stats_mod.cache_key(model, 1, cfg) != base
+
+
+def test_original_statistics_recipe_counts_documents_at_the_model_context(tok):
+    """recipe="original": the first n_docs documents, each cut at the model's context (rome/layer_stats.py)."""
+    from editkit.config import StatsConfig
+
+    cfg = StatsConfig(recipe="original")
+    assert (cfg.n_docs, cfg.max_len, cfg.dtype) == (100_000, None, "float32")
+    assert StatsConfig(recipe="original", n_docs=3).n_docs == 3  # what is given explicitly stays
+    model = tiny("gpt2")
+    model.config.n_positions = 48
+    assert stats_mod.chunk_len(model, StatsConfig(recipe="original")) == 48
+    docs = list(stats_mod.documents("wikipedia"))[:3]
+    want = [tok(d, add_special_tokens=False)["input_ids"][:48] for d in docs]
+    got = list(stats_mod.token_chunks(tok, "wikipedia", 48, 10**9, n_docs=3))
+    assert got == [w for w in want if len(w) >= 2]
 
 
 # ---------------------------------------------------------------- bad input leaves the model untouched

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from editkit.linalg import SingularSystemError
-from editkit.objectives import OBJECTIVES, Preservation
+from editkit.objectives import OBJECTIVES, Preservation, preservation_cost
 from editkit.objectives.equality import Equality
 from editkit.objectives.least_squares import LeastSquares
 from editkit.objectives.null_space import NullSpace, null_basis
@@ -158,3 +158,57 @@ def test_ridge_makes_a_singular_C0_solvable_and_keeps_the_constraint(gen):
     assert torch.linalg.eigvalsh(pres.C0).min() > 0
     with pytest.raises(ValueError, match="ridge"):
         Preservation(C0.clone(), ridge=-1.0)
+
+
+@pytest.mark.parametrize("name", ["emmet", "memit", "alphaedit", "rome"])
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_preservation_cost_equals_the_direct_trace(gen, name, n):
+    """The low-rank form tr(RᵀR · G C0 Gᵀ) equals √tr(ΔW C0 ΔWᵀ) for every solver's ΔW (n < d_out),
+    and the direct product is used when R cannot give ΔW back (n ≥ d_out, or repeated residuals)."""
+    W, K, V, C0, Kp = random_problem(gen, d_out=6, d_in=10, n=n, m=2)
+    R = V - W @ K
+    hp = {"alphaedit": dict(null_threshold=0.5, threshold_scale="relative")}.get(name, {})
+    dW = OBJECTIVES.get(name).build(**hp)(K, R, Preservation(C0, Kp))
+    direct = float(torch.trace(dW @ C0 @ dW.T).sqrt())
+    assert preservation_cost(dW, R, C0) == pytest.approx(direct, rel=1e-10)
+    if n > 1:
+        R2 = torch.cat([R[:, :1], R[:, :1], R[:, 2:]], 1)  # rank-deficient: RᵀR singular
+        dW2 = OBJECTIVES.get(name).build(**hp)(K, R2, Preservation(C0, Kp))
+        assert preservation_cost(dW2, R2, C0) == pytest.approx(float(torch.trace(dW2 @ C0 @ dW2.T).sqrt()), rel=1e-10)
+
+
+def test_emmet_single_edit_is_rome_exact_constraint(gen):
+    """unified-model-editing adds αI to D only for n > 1: one EMMET edit meets its constraint exactly."""
+    W, K, V, C0, _ = random_problem(gen, n=1)
+    dW = OBJECTIVES.get("emmet").build(alpha=0.5)(K, V - W @ K, Preservation(C0))
+    assert rel((W + dW) @ K, V) < 1e-12
+    assert rel(dW, Equality(alpha=0.0)(K, V - W @ K, Preservation(C0))) < 1e-12
+    W, K, V, C0, _ = random_problem(gen, n=3)  # n > 1: α regularises, the constraint is no longer exact
+    dW = OBJECTIVES.get("emmet").build(alpha=0.5)(K, V - W @ K, Preservation(C0))
+    assert rel((W + dW) @ K, V) > 1e-3
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_constraint_keys_meet_the_constraint_there_with_the_averaged_direction(gen, n):
+    """ROME's compute_v: ΔW = r (C⁻¹k̄)ᵀ / (k_cᵀ C⁻¹ k̄); in general ΔW Kc = R exactly, rows of ΔW in span(C⁻¹K)."""
+    W, K, V, C0, _ = random_problem(gen, n=n)
+    Kc = K + 0.3 * torch.randn(K.shape, generator=gen, dtype=K.dtype)
+    R = V - W @ K
+    dW = Equality(alpha=0.0, mom2_weight=7.0)(K, R, Preservation(C0), Kc)
+    assert rel(dW @ Kc, R) < 1e-10
+    CinvK = torch.linalg.solve(C0, K)
+    assert rel(dW @ CinvK @ torch.linalg.pinv(CinvK), dW) < 1e-10  # rows lie in span(C⁻¹K)
+    if n == 1:
+        u = CinvK[:, 0]
+        assert rel(dW, torch.outer(R[:, 0], u) / (Kc[:, 0] @ u)) < 1e-12
+    with pytest.raises(ValueError, match="no separate constraint keys"):
+        LeastSquares(mom2_weight=1.0)(K, R, Preservation(C0), Kc)
+
+
+def test_null_threshold_is_absolute_by_default(gen):
+    """AlphaEdit's nullspace_threshold is compared with C0's singular values themselves."""
+    _, _, _, C0, _ = random_problem(gen)
+    ev = torch.linalg.eigvalsh(C0)
+    t = float(ev[3:5].mean())
+    assert null_basis(Preservation(C0), t).shape[1] == 4
+    assert null_basis(Preservation(C0), t / float(ev.max()), "relative").shape[1] == 4

@@ -48,13 +48,13 @@ def requests(n: int, offset: int = 0) -> list[EditRequest]:
     return [EditRequest.from_counterfact(r) for r in records]
 
 
-def templates(model, tok, n_context: int = 10, length: int = 10, seed: int = 0) -> list[str]:
-    """plain + n_context generated prefixes (editkit's default kind), cached on disk: generating
-    them is not what these benchmarks measure. The model must be gpt2_small(seed=0)."""
-    path = CACHE / f"templates-gpt2small-seed0-{n_context}x{length}-s{seed}.json"
+def templates(model, tok, n_context: int = 10, length: int = 10, seed: int = 0, kind: str = "memit") -> list[list[str]]:
+    """Template groups (editkit.context; MEMIT's kind: [["{}"], n_context prefixes]), cached on
+    disk: generating them is not what these benchmarks measure. The model must be gpt2_small(seed=0)."""
+    path = CACHE / f"templates-gpt2small-seed0-{kind}-{n_context}x{length}-s{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
-    t = context_templates(model, tok, "generated", n_context, length, seed)
+    t = context_templates(model, tok, kind, n_context, length, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(t))
     return t
@@ -71,7 +71,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 class Bench:
     model: object
     tok: object
-    templates: list[str] | None  # plain + 10 generated prefixes (None when not asked for)
+    templates: list[list[str]] | None  # [["{}"], 10 generated prefixes] (None when not asked for)
     requests: list[EditRequest]  # the first n CounterFact records from `offset`
 
 
