@@ -407,6 +407,7 @@ class Sweeper:
             "hash": self.hash_of(fields, editor),
             **fields,
             "config": editor.config.model_dump(mode="json"),
+            "reference": editor.reference,  # the code whose conventions the objective's defaults follow
             "metrics": summarise(rows),
             "baseline": summarise(base),
             "edit": _mean_dicts(edits),

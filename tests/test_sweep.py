@@ -64,6 +64,7 @@ def test_sweep_runs_resumes_and_reproduces(tok, fast, tmp_path):
     r = records[0]
     assert r["config"]["objective"] == "emmet" and r["config"]["hparams"]["alpha"] == 0.0 and r["config"]["seed"] == 3
     assert r["dataset"]["dataset"] == "counterfact:val" and r["n_cases"] == 2 and r["version"]
+    assert "unified-model-editing" in r["reference"] and r["config"]["target"]["delta_module"] == "block"  # which conventions made it
     assert r["edit"]["memorization_error"] < 1e-6  # α = 0: the constraints hold
     assert 0 <= r["metrics"]["efficacy_success"] <= 1 and r["metrics"]["n"] == 2
     # the baseline is the unedited model on the same cases

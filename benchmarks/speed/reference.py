@@ -1,7 +1,8 @@
 """The serial reference for target values, written the way the official MEMIT code computes them
-(`compute_v`): one request at a time, the full model forward every step with δ added by a hook on
+(`compute_z`): one request at a time, the full model forward every step with δ added by a hook on
 block L, full-vocabulary logits at every position, log-softmax over all of them, then the
-target tokens gathered; torch.optim.Adam on δ, clamp after each step, stop once loss < early_stop.
+target tokens gathered; KL at the KL prompt's edit token, weight decay ‖δ‖/‖h‖²;
+torch.optim.Adam on δ, clamp after each step, stop once loss < early_stop.
 
 It shares only the row construction (`editkit.targets._rows`: tokenisation, subject and target
 positions) with editkit, so its losses are an independent check of editkit's fast path.
@@ -27,7 +28,7 @@ def reference_targets(model, tok, requests, layer: int, templates: list[str], cf
 
 
 def _one(model, tok, req, layer, templates, cfg):
-    r = _rows(tok, [req], templates, cfg.kl_prompt)
+    r = _rows(tok, [req], templates, cfg.kl_prompt, cfg.fact_token)
     B, T = len(r.ids), max(len(x) for x in r.ids)
     pad = tok.eos_token_id
     ids = torch.full((B, T), pad, dtype=torch.long)
@@ -64,12 +65,12 @@ def _one(model, tok, req, layer, templates, cfg):
                 rows += 1
         nll = nll / rows
         kl_b = r.kl_row[0]
-        kl_logp = logp[kl_b, len(r.ids[kl_b]) - 1]
+        kl_logp = logp[kl_b, r.kl_pos[0]]
         if kl0 is None:
             kl0 = kl_logp.detach().clone()
         kl = torch.nn.functional.kl_div(kl0, kl_logp, log_target=True, reduction="sum")  # KL(p_δ ‖ p_0)
         h0 = state["h0"]
-        wd = delta.pow(2).sum() / h0.pow(2).sum()
+        wd = delta.norm() / h0.pow(2).sum()
         loss = nll + cfg.kl_factor * kl + cfg.weight_decay * wd
         if loss.item() < cfg.early_stop or it == cfg.steps - 1:
             break
