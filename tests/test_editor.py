@@ -256,6 +256,25 @@ def test_unknown_objective_and_hyperparameter():
         Editor(objective="memit", alpha=0.1)
 
 
+def test_objectives_bring_their_reference_conventions_and_explicit_settings_win():
+    rome, memit, alpha = (Editor(objective=o).config for o in ("rome", "memit", "alphaedit"))
+    assert (rome.target.delta_module, rome.target.context, rome.constraint_key, rome.target.clamp_factor) == ("mlp", "rome", "plain", 4.0)
+    assert (memit.target.delta_module, memit.target.context, memit.constraint_key, memit.target.clamp_factor) == ("block", "memit", "average", 0.75)
+    assert (rome.keep_edited_keys, memit.keep_edited_keys, alpha.keep_edited_keys) == (False, False, True)
+    assert Editor(objective="memit").objective.config.mom2_weight == 20000.0 and Editor(objective="emmet").objective.config.mom2_weight == 1000.0
+    mine = Editor(objective="rome", clamp_factor=2.0, context="memit", constraint_key="average").config
+    assert (mine.target.clamp_factor, mine.target.context, mine.constraint_key, mine.target.delta_module) == (2.0, "memit", "average", "mlp")
+    from editkit.config import TargetConfig
+
+    given = Editor(objective="rome", target=TargetConfig(delta_module="block")).config.target  # a whole group given: its set fields win
+    assert given.delta_module == "block" and given.context == "rome"
+    with pytest.raises(ValueError, match="needs an equality objective"):
+        Editor(objective="memit", constraint_key="plain")
+    assert TargetConfig(context="generated").context == "memit"  # the old name
+    with pytest.raises(ValueError, match="exactly one"):
+        TargetConfig(templates=[["{}"], ["no slot"]])
+
+
 def test_singular_batch_with_alpha0(tok, cache):
     bad(tiny(), tok, cache, [REQS[0], REQS[0]], SingularSystemError, "duplicate", objective="emmet", alpha=0.0, layers=[2])
 

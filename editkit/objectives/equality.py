@@ -55,7 +55,7 @@ class EqualityConfig(ObjectiveConfig):
 @register(
     "emmet",
     alpha=0.1,
-    mom2_weight=10000.0,
+    mom2_weight=1000.0,
     reference="scalable-model-editing/unified-model-editing: emmet/emmet_main.py (solve), compute_ks/compute_z (MEMIT's); hparams/EMMET/gpt2-xl.json",
 )
 @register(
