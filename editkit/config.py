@@ -145,9 +145,8 @@ def build_config(**kwargs) -> EditorConfig:
     top = {k: kwargs.pop(k) for k in list(kwargs) if k in EditorConfig.model_fields}
     groups = {}
     for group, cls in _GROUPS.items():
-        sub = dict(top.get(group) or {})
-        if isinstance(sub, BaseModel):
-            sub = sub.model_dump(exclude_unset=True)
+        sub = top.get(group) or {}
+        sub = sub.model_dump(exclude_unset=True) if isinstance(sub, BaseModel) else dict(sub)
         sub.update({k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields})
         groups[group] = sub
     entry = OBJECTIVES.get(top.get("objective", EditorConfig.model_fields["objective"].default))
