@@ -17,7 +17,7 @@ from .objectives import OBJECTIVES
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # NaN/inf: "Input should be a finite number"
 
 
 class TargetConfig(_Strict):
@@ -101,6 +101,16 @@ class EditorConfig(_Strict):
     constraint_key: Literal["average", "plain"] = "average"  # equality objectives: the key the constraint ΔW k = r holds at; "plain": the plain prompt's (ROME's compute_v), the direction C⁻¹k̄ still from the averaged key
     seed: int = 0
     progress: bool = True
+
+    @field_validator("distribute", mode="before")
+    @classmethod
+    def _distribute_is_a_switch(cls, v):
+        if isinstance(v, str):
+            raise ValueError(
+                f"distribute={v!r}: distribute is a switch, True (the 'spread' strategy, MEMIT's) or False "
+                f"('single'); the registered strategies are {', '.join(STRATEGIES.names())}"
+            )
+        return v
 
     @field_validator("objective")
     @classmethod

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .architectures import architecture_of, weight_param
+from .architectures import architecture_of, check_layers, weight_param
 from .distribution import LayerUpdate
 from .keys import add_delta
 from .linalg import check_finite
@@ -78,7 +78,8 @@ class Edit:
 
     # ------------------------------------------------------------ apply / undo
     def apply(self, model) -> "Edit":
-        """Write this edit into `model` (checked for NaN/Inf and shapes before anything is written)."""
+        """Write this edit into `model` (checked for NaN/Inf, layers and shapes before anything is written)."""
+        check_layers(model, self.layers)
         for u in self.updates:
             check_finite(u.delta, f"ΔW of layer {u.layer}")
             p = weight_param(model, u.layer)
@@ -120,11 +121,15 @@ class Edit:
 
     def report(self) -> str:
         """A readable table: per update, ‖ΔW‖, its preservation cost, max/mean constraint error."""
+        losses = self.info.get("target_losses") or []
         lines = [
             f"edit: objective={self.config.get('objective')} strategy={'spread' if self.config.get('distribute') else 'single'} "
-            f"requests={len(self.requests)}",
+            f"requests={len(self.requests)}"
+            + (f" target loss mean {sum(losses) / len(losses):.4g} (max {max(losses):.4g})" if losses else ""),
             f"{'#':>3} {'layer':>5} {'n':>5} {'|dW|_F':>10} {'|dW|_C0':>10} {'max err':>10} {'mean err':>10}",
         ]
+        if self.info.get("reference"):
+            lines.insert(1, f"conventions of: {self.info['reference']}")
         for j, u in enumerate(self.updates):
             err = (u.delta @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
             pres = self.info.get("preservation", [None] * len(self.updates))[j]

@@ -302,3 +302,27 @@ def test_unknown_architecture(tok, cache):
 
     model = BertLMHeadModel(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64, is_decoder=True))
     bad(model, tok, cache, REQS, ValueError, "Add one entry", layers=[1])
+
+
+def test_non_finite_hyperparameters_and_a_strategy_name_for_distribute_are_refused():
+    for bad_value in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite"):
+            Editor(objective="emmet", alpha=bad_value)
+        with pytest.raises(ValueError, match="finite"):
+            Editor(objective="memit", clamp_factor=bad_value)
+    with pytest.raises(ValueError, match="distribute is a switch.*single, spread"):
+        Editor(objective="memit", distribute="spread")
+
+
+def test_an_edit_for_a_layer_the_model_lacks_names_the_layer_count(tok, cache):
+    model = tiny("gpt2")  # 4 layers
+    edit = editor(cache, layers=[3]).edit(model, tok, REQS[:1])
+    edit.undo()
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    small = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=50257)).eval()
+    before = snapshot(small)
+    with pytest.raises(ValueError, match="this model has 2 layers"):
+        edit.apply(small)
+    assert same(before, snapshot(small))
+    assert "conventions of: scalable-model-editing/unified-model-editing" in edit.report() and "target loss mean" in edit.report()

@@ -109,7 +109,7 @@ def preservation_cost(dW: torch.Tensor, R: torch.Tensor, C0: torch.Tensor) -> fl
 class ObjectiveConfig(BaseModel):
     """Hyperparameters of a solver. Subclasses add theirs; unknown keys are an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN/inf: "Input should be a finite number"
 
 
 class Objective(ABC):
