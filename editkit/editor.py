@@ -37,6 +37,10 @@ from .tokens import locate_subject, target_ids
 
 log = logging.getLogger(__name__)
 
+
+class EditDidNotTakeError(ValueError):
+    """The targets moved nothing: the edit would change no prediction it was asked to."""
+
 HPARAMS = "hparams.json"
 
 
@@ -100,7 +104,8 @@ class Editor:
         templates = self._context(model, tok)
         edit = Edit([], self.config.model_dump(mode="json"), [r.model_dump() for r in requests])
         info = edit.info
-        info.update(reference=self.reference, target_losses=[], target_steps=[], preservation=[], delta_norm=[], seconds={"targets": 0.0, "distribute": 0.0})
+        info.update(reference=self.reference, target_losses=[], target_steps=[], target_nll_initial=[], target_nll=[], took=[],
+                    preservation=[], delta_norm=[], seconds={"targets": 0.0, "distribute": 0.0})
         edit._begin(model, written)
         try:
             with frozen(model):
@@ -108,6 +113,7 @@ class Editor:
                 for batch in batches:
                     t0 = time.perf_counter()
                     tg = compute_targets(model, tok, batch, layers[-1], templates, self.config.target, progress=self.config.progress and len(batch) > 1)
+                    self._check_took(tg, layers[-1], info)
                     t1 = time.perf_counter()
                     access = ModelAccess(model, tok, batch, templates, fact_token=self.config.target.fact_token)
                     updates = self.strategy.run(access, layers, tg.Z, self._solver(model, pres, edit, access))
@@ -153,6 +159,32 @@ class Editor:
         return requests
 
     # ------------------------------------------------------------ internals
+    def _check_took(self, tg, layer: int, info: dict) -> None:
+        """An edit must never look like success when its targets moved nothing. δ that cannot
+        reach the target tokens leaves their NLL bit-identical for every request: an error,
+        before anything is written. A target NLL that did not fall (and did not start below
+        early_stop) is a loud warning; `info["took"]` says, per request, whether it fell."""
+        t = self.config.target
+        took = ((tg.nll < tg.nll0 - 1e-6 * (1 + tg.nll0.abs())) | (tg.nll0 < t.early_stop)).tolist()
+        info["target_nll_initial"] += tg.nll0.tolist()
+        info["target_nll"] += tg.nll.tolist()
+        info["took"] += took
+        if torch.equal(tg.nll, tg.nll0) and not any(took):
+            raise EditDidNotTakeError(
+                f"the edit cannot take: δ at layer {layer} (fact_token={t.fact_token!r}) does not reach the target "
+                f"tokens, their NLL stayed exactly {[round(x, 4) for x in tg.nll0.tolist()]}; nothing was written. "
+                "This happens at the model's top block with the subject's token, or when the target is read "
+                "before the edit token: edit lower layers, or put δ where the model recalls (fact_token='last' "
+                "for a model that recalls at the prompt's end, as editkit-teach's hparams.json says; Editor.for_model)."
+            )
+        if not all(took):
+            bad = [i for i, ok in enumerate(took) if not ok]
+            log.warning(
+                "EDIT DID NOT TAKE for %d of %d request(s) %s: the target NLL did not fall (%s → %s); more steps, a "
+                "larger lr or clamp_factor, or other layers may help", len(bad), len(took), bad,
+                [round(info["target_nll_initial"][-len(took) + i], 3) for i in bad], [round(info["target_nll"][-len(took) + i], 3) for i in bad],
+            )
+
     def _preservation(self, model, tok, layers: list[int]) -> dict[int, Preservation]:
         cache = self._stats.setdefault(model, {})
         missing = [l for l in layers if l not in cache]

@@ -70,6 +70,8 @@ class Targets:
     H: torch.Tensor  # (d, n) float64 hidden states before the edit
     losses: torch.Tensor  # (n,) final loss of each request
     steps: torch.Tensor  # (n,) Adam steps each request took
+    nll0: torch.Tensor | None = None  # (n,) target NLL before any δ (the loss at δ = 0)
+    nll: torch.Tensor | None = None  # (n,) target NLL at the final δ
 
 
 @dataclass
@@ -157,7 +159,7 @@ def compute_targets(model, tok, requests: list[EditRequest], layer: int, templat
             parts.append(_optimise(model, tok, requests[s : s + size], layer, templates, cfg))
             bar.update(len(requests[s : s + size]))
     bar.close()
-    return Targets(*(torch.cat([getattr(p, f) for p in parts], dim=-1) for f in ("Z", "H", "losses", "steps")))
+    return Targets(*(torch.cat([getattr(p, f) for p in parts], dim=-1) for f in ("Z", "H", "losses", "steps", "nll0", "nll")))
 
 
 # ---------------------------------------------------------------- the padded batch and its reads
@@ -533,6 +535,8 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
             state["kl0"] = kl_logp.detach()
         kl = (kl_logp.exp() * (kl_logp - state["kl0"])).sum(-1)
         wd = delta.float().norm(dim=-1) / state["h_norm"].pow(2)
+        state["nll"] = nll.detach()
+        state.setdefault("nll0", nll.detach())
         return nll + cfg.kl_factor * kl + cfg.weight_decay * wd
 
     # Adam, element-wise, with a per-request active mask (finished requests stop moving)
@@ -564,4 +568,4 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
     log.debug("targets: final losses %s", last_loss.tolist())
     H = run.h0.to(torch.float64).cpu().T  # (d, n)
     Z = H + delta.detach().to(torch.float64).cpu().T
-    return Targets(Z, H, last_loss.cpu(), taken)
+    return Targets(Z, H, last_loss.cpu(), taken, state["nll0"].cpu(), state["nll"].cpu())

@@ -316,7 +316,7 @@ def test_non_finite_hyperparameters_and_a_strategy_name_for_distribute_are_refus
 
 def test_an_edit_for_a_layer_the_model_lacks_names_the_layer_count(tok, cache):
     model = tiny("gpt2")  # 4 layers
-    edit = editor(cache, layers=[3]).edit(model, tok, REQS[:1])
+    edit = editor(cache, layers=[3], fact_token="last").edit(model, tok, REQS[:1])  # the top block: δ at the last token reaches the target
     edit.undo()
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -326,3 +326,18 @@ def test_an_edit_for_a_layer_the_model_lacks_names_the_layer_count(tok, cache):
         edit.apply(small)
     assert same(before, snapshot(small))
     assert "conventions of: scalable-model-editing/unified-model-editing" in edit.report() and "target loss mean" in edit.report()
+
+
+def test_an_edit_whose_targets_move_nothing_raises_and_writes_nothing(tok, cache):
+    """δ at the top block's subject token reaches no target token: the target NLL cannot fall
+    (the README snippet on a model whose last edited layer is its top block)."""
+    from editkit.editor import EditDidNotTakeError
+
+    model = tiny("gpt2")  # 4 layers: layer 3 is the top block
+    before = snapshot(model)
+    with pytest.raises(EditDidNotTakeError, match="cannot take.*does not reach.*nothing was written"):
+        editor(cache, objective="emmet", distribute=True, layers=[1, 2, 3]).edit(model, tok, REQS[:2])
+    assert same(before, snapshot(model))
+    e = editor(cache, objective="emmet", layers=[2]).edit(model, tok, REQS[:2])  # a layer with a path: it takes
+    assert e.info["took"] == [True, True] and all(a > b for a, b in zip(e.info["target_nll_initial"], e.info["target_nll"]))
+    e.undo()

@@ -116,13 +116,14 @@ def test_training_mode_and_unknown_family_take_the_plain_path(tok, monkeypatch):
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 @pytest.mark.parametrize("objective", ["memit", "emmet"])
 def test_spread_edit_gives_the_same_delta(family, objective, tok, tmp_path, monkeypatch):
-    cfg = dict(objective=objective, distribute=True, layers=[1, 2, 3], steps=3, n_context=2, context_len=4, n_tokens=1500, max_len=64, progress=False, cache_dir=str(tmp_path))
+    cfg = dict(objective=objective, distribute=True, layers=[0, 1, 2], steps=3, n_context=2, context_len=4, n_tokens=1500, max_len=64, progress=False, cache_dir=str(tmp_path))
     fast_model = tiny(family)
     fast = Editor(**cfg).edit(fast_model, tok, REQS)
     monkeypatch.setattr(keys_mod, "CACHED", set())  # every read from the embeddings
     plain_model = tiny(family)
     plain = Editor(**cfg).edit(plain_model, tok, REQS)
-    assert [u.layer for u in fast.updates] == [u.layer for u in plain.updates] == [1, 2, 3]
+    assert [u.layer for u in fast.updates] == [u.layer for u in plain.updates] == [0, 1, 2]
+    assert fast.info["target_nll"] != fast.info["target_nll_initial"] and float(fast.updates[-1].delta.norm()) > 0  # δ reaches the targets
     for f, p in zip(fast.updates, plain.updates):
         assert torch.allclose(f.keys, p.keys, rtol=1e-5, atol=1e-6)
         assert torch.allclose(f.delta, p.delta, rtol=1e-4, atol=1e-6 * float(p.delta.abs().max()))

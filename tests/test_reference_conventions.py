@@ -200,7 +200,7 @@ def test_memit_second_sequential_batch(tok, stats):
 def test_every_edit_records_its_reference_and_conventions(tok, stats):
     model = tiny("gpt2")
     for objective, want in (("rome", "kmeng01/rome"), ("memit", "kmeng01/memit"), ("emmet", "unified-model-editing"), ("alphaedit", "AlphaEdit")):
-        e = Editor(objective=objective, layers=[2], steps=1, templates=MEMIT_GROUPS, progress=False, **stats).edit(model, tok, REQS[:1])
+        e = Editor(objective=objective, layers=[2], steps=2, templates=MEMIT_GROUPS, progress=False, **stats).edit(model, tok, REQS[:1])
         e.undo()
         assert want in e.info["reference"]
         t = e.config["target"]
