@@ -26,7 +26,7 @@ class TargetConfig(_Strict):
     The defaults are MEMIT's `compute_z` (kmeng01/memit; EMMET and AlphaEdit reuse it); an
     objective's registration overrides some of them with its own reference's (ROME's
     `compute_v`: `delta_module="mlp"`, ROME's context, clamp 4), see editkit/objectives and
-    benchmarks/faithfulness.md. Explicit keyword arguments override both."""
+    benchmarks/faithfulness/README.md. Explicit keyword arguments override both."""
 
     steps: int = Field(20, ge=1)  # Adam steps (v_num_grad_steps); at most steps − 1 updates
     lr: float = Field(0.5, gt=0)  # v_lr

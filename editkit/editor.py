@@ -38,10 +38,11 @@ from .tokens import locate_subject, target_ids
 log = logging.getLogger(__name__)
 
 
+HPARAMS = "hparams.json"
+
+
 class EditDidNotTakeError(ValueError):
     """The targets moved nothing: the edit would change no prediction it was asked to."""
-
-HPARAMS = "hparams.json"
 
 
 def default_layers(model) -> list[int]:

@@ -1,5 +1,5 @@
 """A plain, slow reimplementation of the published algorithms' definitions, written from the
-equations and the papers' conventions (benchmarks/faithfulness.md lists them), to check
+equations and the papers' conventions (benchmarks/faithfulness/README.md lists them), to check
 editkit's fast paths against. It shares no code with editkit: one text per forward, module
 paths from its own small table, the subject index by the papers' rule (token lengths of the
 prefix, the subject and the suffix, tokenised apart), torch.optim.Adam, explicit inverses.
