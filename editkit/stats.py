@@ -150,11 +150,13 @@ def context_length(model) -> int | None:
 
 
 def chunk_len(model, cfg: StatsConfig) -> int:
-    """Tokens per chunk: cfg.max_len, or the model's context when it is None."""
-    n = cfg.max_len or context_length(model)
-    if n is None:
+    """Tokens per chunk: cfg.max_len (None: the model's context), clipped to the model's context."""
+    ctx = context_length(model)
+    if cfg.max_len is None and ctx is None:
         raise ValueError("StatsConfig.max_len is None (the model's context) but the model's config names no context length; set max_len")
-    return n
+    if cfg.max_len is not None and ctx is not None and cfg.max_len > ctx:
+        log.info("key statistics: max_len %d is longer than the model's context of %d tokens; chunks of %d are used", cfg.max_len, ctx, ctx)
+    return min(n for n in (cfg.max_len, ctx) if n is not None)
 
 
 # ---------------------------------------------------------------- collection

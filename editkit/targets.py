@@ -180,6 +180,21 @@ class _Batch:
     weight: torch.Tensor  # (n_tok,) NLL weight: 1 / (tokens in the row · rows of the request)
 
 
+def _check_length(model, rows: _Rows, requests) -> None:
+    """Every row fits the model's context (positions beyond it have no embedding)."""
+    from .stats import context_length
+
+    limit = context_length(model)
+    longest = max(range(len(rows.ids)), key=lambda b: len(rows.ids[b]))
+    if limit is not None and len(rows.ids[longest]) > limit:
+        r = requests[rows.owner[longest]]
+        raise ValueError(
+            f"request {r.prompt!r} (subject {r.subject!r}, target {r.target_new!r}) needs {len(rows.ids[longest])} tokens "
+            f"with its context template and target, but this model's context is {limit} tokens: shorten the prompt or "
+            "the target, or use shorter context templates (context='none' or fewer n_context / context_len)."
+        )
+
+
 def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
     B = len(rows.ids)
     ids, mask = pad_rows(rows.ids, pad_id(tok))
@@ -513,6 +528,7 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
     dev = device_of(model)
     n = len(requests)
     rows = _rows(tok, requests, templates, cfg.kl_prompt, cfg.fact_token)
+    _check_length(model, rows, requests)
     b = _batch(tok, rows, n, dev)
     n_tok = b.y.shape[0]
     tok_owner = b.owner[b.read_b[:n_tok]]

@@ -341,3 +341,18 @@ def test_an_edit_whose_targets_move_nothing_raises_and_writes_nothing(tok, cache
     e = editor(cache, objective="emmet", layers=[2]).edit(model, tok, REQS[:2])  # a layer with a path: it takes
     assert e.info["took"] == [True, True] and all(a > b for a, b in zip(e.info["target_nll_initial"], e.info["target_nll"]))
     e.undo()
+
+
+def test_context_length_is_named_and_statistics_chunks_are_clipped(tok, cache):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from editkit.config import StatsConfig
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=32, n_head=4, vocab_size=50257, n_positions=16)).eval()
+    before = snapshot(model)
+    long = EditRequest(prompt="In a sentence that goes on and on for many words, far more than sixteen tokens, {} plays", subject="Michael Jordan", target_new="baseball")
+    with pytest.raises(ValueError, match="model's context is 16 tokens"):
+        editor(cache, layers=[1]).edit(model, tok, [long])
+    assert same(before, snapshot(model))
+    assert stats_mod.chunk_len(model, StatsConfig(max_len=128)) == 16  # the default 128 clipped to the model

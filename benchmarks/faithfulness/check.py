@@ -101,13 +101,29 @@ def run_case(name, model, tok, C, groups, rome_t, stats, threshold):
                 target_losses=[round(x, 4) for x in edits[-1].info["target_losses"]], hparams=hp.model_dump())
 
 
+def table(path: Path) -> str:
+    """Markdown rows of the results file, in CASES order (the last record of each case)."""
+    rows = {json.loads(l)["case"]: json.loads(l) for l in path.read_text().splitlines()}
+    out = ["| case | objective | strategy | requests | max ‖ΔW − ΔW_plain‖/‖ΔW_plain‖ over layers | editkit s | plain s |", "|---|---|---|---|---|---|---|"]
+    for name in CASES:
+        if name in rows:
+            r = rows[name]
+            n = f"{r['n']} + {r['n']} (2nd batch compared)" if r["kind"] == "seq" else str(r["n"])
+            out.append(f"| {name} | {r['objective']} | {r['strategy']} | {n} | {r['max_rel']:.1e} | {r['editkit_s']} | {r['plain_s']} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--table", action="store_true", help="print the results as a markdown table and exit")
     ap.add_argument("--cases", nargs="*", default=list(CASES))
     ap.add_argument("--out", default=str(HERE / "results.jsonl"))
     ap.add_argument("--n-tokens", type=int, default=20000)
     ap.add_argument("--null-threshold", type=float, default=None, help="AlphaEdit's threshold (default: its official 2e-2)")
     a = ap.parse_args()
+    if a.table:
+        print(table(Path(a.out)))
+        return
     setup_logging()
     torch.set_num_threads(1)
     out = Path(a.out)
