@@ -1,5 +1,11 @@
+import os
+import tempfile
+
 import pytest
 import torch
+
+# Statistics the tests compute go to a temporary cache, never into the user's ~/.cache/editkit.
+os.environ["EDITKIT_CACHE"] = tempfile.mkdtemp(prefix="editkit-test-cache-")
 
 torch.set_default_dtype(torch.float32)
 torch.set_num_threads(1)  # tests use tiny models: one thread is faster and immune to oversubscription
