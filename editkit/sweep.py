@@ -419,15 +419,29 @@ class Sweeper:
 
     # ------------------------------------------------------------ the grid
     def run(self) -> list[dict]:
-        done = {r["hash"] for r in read_records(self.out) if r.get("kind") == "run"}
+        """Every run of the grid not yet in the file. A run whose edit fails (a singular system,
+        NaN once sequential edits broke the model, an edit that cannot take) is recorded as
+        `kind: "failed"` with its error and the sweep goes on; the model is restored either way
+        (each batch is undone, and a failing edit restores what it wrote). Resuming skips both."""
+        done = {r["hash"] for r in read_records(self.out) if r.get("kind") in ("run", "failed")}
         runs = self.spec.runs()
         for run in tqdm(runs, desc="sweep", disable=not self.progress):
             editor = self.editor(run)
-            h = self.hash_of(self.run_fields(run, editor), editor)
+            fields = self.run_fields(run, editor)
+            h = self.hash_of(fields, editor)
             if h in done:
                 log.info("skip %s/%s b=%d %s: already in %s", run["objective"], run["strategy"], run["batch_size"], run["point"], self.out)
                 continue
-            record = self.run_one(run)
+            try:
+                record = self.run_one(run)
+            except (ArithmeticError, ValueError) as e:
+                failed = {"kind": "failed", "hash": h, **fields, "config": editor.config.model_dump(mode="json"),
+                          "reference": editor.reference, "error": f"{type(e).__name__}: {e}",
+                          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                _append(self.out, failed)
+                done.add(h)
+                log.error("%s/%s b=%d %s FAILED: %s", run["objective"], run["strategy"], run["batch_size"], run["point"], failed["error"])
+                continue
             _append(self.out, record)
             done.add(h)
             log.info("%s/%s b=%d %s: %s", run["objective"], run["strategy"], run["batch_size"], run["point"], _short(record["metrics"]))

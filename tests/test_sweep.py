@@ -160,3 +160,25 @@ def test_sweep_with_generation_metrics(tok, fast, tmp_path, monkeypatch):
     assert r["eval"]["generation"] and r["metrics"]["ngram_entropy"] >= 0 and r["baseline"]["ngram_entropy"] >= 0
     assert 0 <= r["metrics"]["reference_score"] <= 1  # case 10's new object "Sega" is in the corpus
     assert list((tmp_path / "cache").glob("tfidf-*.json"))
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tok, fast, tmp_path):
+    """EMMET with α = 0 on a batch that repeats one request is singular: recorded as failed,
+    the model restored, the other runs done, and a resumed sweep does not retry it."""
+    model = tiny("gpt2")
+    before = snapshot(model)
+    out = tmp_path / "runs.jsonl"
+    spec = SweepSpec(model="tiny", dataset="counterfact:val", n=2, objectives=["emmet"], strategies=["single"],
+                     batch_sizes=[1, 2], fixed={**fast, "alpha": 0.0}, seed=0)
+    sw = Sweeper(spec, out, model, tok, progress=False)
+    dup = sw.requests[0]
+    sw.requests = [dup, dup]  # b = 2 puts the same key twice into one equality solve
+    records = sw.run()
+    assert same(before, snapshot(model))
+    lines = read_records(out)
+    failed = [r for r in lines if r["kind"] == "failed"]
+    assert [r["batch_size"] for r in records] == [1] and [r["batch_size"] for r in failed] == [2]
+    assert "SingularSystemError" in failed[0]["error"] and failed[0]["reference"]
+    text = out.read_text()
+    Sweeper(spec, out, model, tok, progress=False).run()  # resumed: neither run is repeated
+    assert out.read_text() == text

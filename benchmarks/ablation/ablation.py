@@ -87,27 +87,25 @@ def run(args) -> None:
     tuned = json.loads((HERE / "tuned.json").read_text()) if (HERE / "tuned.json").exists() else {}
     if not tuned:
         logging.warning("no tuned.json: running with the shipped defaults")
+    # failed (pair, b): the sweep's "failed" records, and failures.jsonl (a crash before sweeps recorded failures)
     failures = HERE / "failures.jsonl"
     failed = [json.loads(l) for l in failures.read_text().splitlines()] if failures.exists() else []
     for b in args.batch_sizes:  # all pairs at a batch size before the next: a cut-short run is still a complete curve prefix
         for obj, strat in PAIRS:
             if obj not in args.objectives or (obj == "rome" and b > args.rome_max_batch):
                 continue
-            if any(f["pair"] == f"{obj}+{strat}" and f["batch_size"] <= b for f in failed):
+            failed += [{"pair": f"{r['objective']}+{r['strategy']}", "batch_size": r["batch_size"]}
+                       for r in read_records(HERE / "results.jsonl") if r.get("kind") == "failed"]
+            if any(f["pair"] == f"{obj}+{strat}" and f["batch_size"] < b for f in failed):
                 # a larger batch repeats the failed one's sequence of edits from its start: it fails as well
-                logging.info("skip %s+%s b=%d: it failed at b=%s (failures.jsonl)", obj, strat, b, [f["batch_size"] for f in failed if f["pair"] == f"{obj}+{strat}"])
+                logging.info("skip %s+%s b=%d: it failed at a smaller batch", obj, strat, b)
+                continue
+            if any(f["pair"] == f"{obj}+{strat}" and f["batch_size"] == b for f in failed):
                 continue
             spec = SweepSpec(model=args.model, dataset=args.dataset, n=args.n, objectives=[obj], strategies=[strat],
                              batch_sizes=[b], fixed=tuned.get(f"{obj}+{strat}", {}), seed=args.seed, reuse_targets=True,
                              generation=args.generation)
-            try:
-                run_sweep(spec, HERE / "results.jsonl", model, tok, progress=not args.no_progress)
-            except (ArithmeticError, ValueError) as e:  # e.g. NaN keys once sequential edits have broken the model
-                record = {"pair": f"{obj}+{strat}", "batch_size": b, "error": f"{type(e).__name__}: {e}"}
-                logging.error("%s+%s b=%d failed: %s", obj, strat, b, record["error"])
-                failed.append(record)
-                with failures.open("a") as f:
-                    f.write(json.dumps(record) + "\n")
+            run_sweep(spec, HERE / "results.jsonl", model, tok, progress=not args.no_progress)  # a failing run is recorded as "failed"
 
 
 def report(args) -> None:
