@@ -16,7 +16,8 @@ block output) or block L's MLP output (ROME: δ is added to the MLP output). Add
 one position changes the residual stream identically, so only the clamp and the weight decay
 differ; Z is reported at the block output in both cases (for ROME, Z − H = δ is the MLP value's
 change). A rewriting row is tokenised as the originals do: the filled prompt and the decoded
-target without its last token, as one string; its last len(target) positions predict the target.
+target without its last token, as one string (where the tokenizer's decoder keeps the target's
+leading space; otherwise the ids are appended); its last len(target) positions predict the target.
 
 All requests of a chunk are optimised together. The losses are separable and Adam acts
 element-wise, so this gives the same δ as optimising each request alone (`serial=True`).
@@ -96,9 +97,12 @@ def _rows(tok, requests: list[EditRequest], templates, kl_prompt: str, fact_toke
     for i, req in enumerate(requests):
         t_ids = target_ids(tok, req.target_new)
         given = tok.decode(t_ids[:-1])
+        # the originals append the decoded target prefix to the prompt as text; a decoder that drops
+        # the target's leading space (sentencepiece) would glue the words, so then the ids are appended
+        as_text = given.startswith(" ") or not given
         for c, ctx in enumerate(templates):
             text, last = edit_position(tok, ctx.replace("{}", req.prompt, 1), req.subject, fact_token)
-            ids = tok(text + given)["input_ids"]
+            ids = tok(text + given)["input_ids"] if as_text else tok(text)["input_ids"] + t_ids[:-1]
             if c == 0:
                 r.plain_row.append(len(r.ids))
             r.ids.append(ids)
