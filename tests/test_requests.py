@@ -68,3 +68,31 @@ def test_generated_context_is_deterministic_under_seed():
     assert context_templates(model, tok, "none", 3, 5, seed=1) == [["{}"]]
     with pytest.raises(ValueError, match="unknown context kind"):
         context_templates(model, tok, "random", 3, 5, seed=1)
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE", "sentencepiece-like"])
+def test_rewriting_rows_read_the_target_tokens(kind):
+    """Each read position of a rewriting row is followed by the target token it predicts, whether
+    the decoder keeps the target's leading space (GPT-2: the prompt + decoded prefix as one string,
+    as the originals) or drops it (Metaspace/sentencepiece: the ids are appended)."""
+    from editkit.targets import _rows
+    from editkit.tokens import target_ids
+
+    if kind == "byte-level BPE":
+        tok = tokenizer()
+    else:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        tk = Tokenizer(models.Unigram())
+        tk.pre_tokenizer, tk.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+        tk.train_from_iterator(["Michael Jordan plays the sport of basketball and baseball in the English language"] * 50,
+                               trainers.UnigramTrainer(vocab_size=200, special_tokens=["<unk>"], unk_token="<unk>"))
+        tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>")
+    r = EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="English language")
+    t = target_ids(tok, r.target_new)
+    assert len(t) > 1
+    rows = _rows(tok, [r], [["{}"], ["In the end. {}"]], "{} is a")
+    for b in range(2):
+        ids = rows.ids[b]
+        assert [ids[p + 1] for p in rows.tgt_pos[b][:-1]] == t[:-1] and rows.tgt_pos[b][-1] == len(ids) - 1
