@@ -93,15 +93,11 @@ def read_at(model, tok, located: Located, target: torch.nn.Module, *, read_input
     return torch.cat(out)
 
 
-def average_by_owner(x: torch.Tensor, owner: list[int], n: int, weight: list[float] | None = None) -> torch.Tensor:
-    """(n, d) weighted mean of the rows of x (m, d) that belong to each owner (weights of one
-    owner's rows sum to 1; None: the plain mean)."""
-    o = torch.tensor(owner)
-    if weight is None:
-        sums = torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, o, x)
-        return sums / torch.bincount(o, minlength=n).unsqueeze(1).to(x.dtype)
-    w = torch.tensor(weight, dtype=x.dtype).unsqueeze(1)
-    return torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, o, x * w)
+def average_by_owner(x: torch.Tensor, owner: list[int], n: int, weight: list[float]) -> torch.Tensor:
+    """(n, d) weighted mean of the rows of x (m, d) that belong to each owner (the weights of one
+    owner's rows sum to 1: editkit.context.flatten's 1 / (G · |g|))."""
+    w = torch.tensor(weight, dtype=x.dtype).unsqueeze(1)  # (m, 1)
+    return torch.zeros(n, x.shape[1], dtype=x.dtype).index_add_(0, torch.tensor(owner), x * w)
 
 
 CACHED = {"gpt2", "gptj", "gpt_neox", "llama"}  # families whose cached keys are tested equal to the plain path's
