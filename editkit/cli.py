@@ -157,12 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="precompute key statistics C0 = E[kkᵀ] for layers")
     _common(p, editing=False)
-    p.add_argument("--layers", default=None, help="3,4,5 or 3-5 (default: the model's edit layers)")
-    p.add_argument("--corpus", default="wikipedia")
-    p.add_argument("--n-tokens", type=int, default=100_000)
-    p.add_argument("--max-len", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--stats-dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--layers", default=None, help="3,4,5 or 3-5 (default: the model's hparams.json layers, else its default edit layers)")
+    p.add_argument("--corpus", default=None, help="default: the model's hparams.json corpus, else wikipedia")
+    p.add_argument("--n-tokens", type=int, default=None, help="default: the model's hparams.json, else 100000")
+    p.add_argument("--max-len", type=int, default=None, help="default: the model's hparams.json, else 128")
+    p.add_argument("--recipe", default=None, choices=["editkit", "original"], help="original: 100000 documents at the model's context, as rome/layer_stats.py")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--stats-dtype", default=None, choices=["float32", "float64"])
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_stats)
 
@@ -396,10 +397,17 @@ def cmd_stats(args) -> int:
     from .editor import default_layers
     from .stats import cache_dir, cache_key, entry_name, layer_stats, shipped_dir
 
+    from .architectures import check_layers
+    from .editor import shipped_hparams
+
     model, tok = _load(args)
-    layers = parse_layers(args.layers) or default_layers(model)
-    cfg = StatsConfig(corpus=args.corpus, n_tokens=args.n_tokens, max_len=args.max_len, batch_size=args.batch_size,
-                      dtype=args.stats_dtype, cache_dir=args.cache_dir)
+    shipped = shipped_hparams(model) or {}  # the settings `edit` and `demo` use on this model
+    layers = parse_layers(args.layers) or shipped.get("layers") or default_layers(model)
+    check_layers(model, layers)
+    given = {"recipe": args.recipe, "corpus": args.corpus, "n_tokens": args.n_tokens, "max_len": args.max_len,
+             "batch_size": args.batch_size, "dtype": args.stats_dtype, "cache_dir": args.cache_dir}
+    cfg = StatsConfig(**{**shipped.get("stats", {}), **{k: v for k, v in given.items() if v is not None}})
+    log.info("key statistics for layers %s: %s", layers, cfg.model_dump(mode="json", exclude={"cache_dir"}))
     stats = layer_stats(model, tok, layers, cfg, progress=not args.no_progress)
     rows = []
     for l in layers:
@@ -410,6 +418,9 @@ def cmd_stats(args) -> int:
         where = shipped / name if shipped is not None and (shipped / name).exists() else cache_dir(cfg) / name
         rows.append([l, C0.shape[0], float(torch.trace(C0)), float(ev[-1] / ev[0].clamp_min(1e-300)), str(where)])
     print(_table(["layer", "d_in", "tr C0", "cond C0 (λmax/λmin)", "file"], rows))
+    if any(r[3] > 1e12 for r in rows):
+        print("cond C0 > 1e12: C0 is (numerically) singular there, usually MLP units that never fire on the corpus;"
+              " solves then need a ridge (Editor(..., ridge=1e-6)) or statistics over more text.")
     return 0
 
 

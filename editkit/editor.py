@@ -56,6 +56,17 @@ def default_layers(model) -> list[int]:
     return list(range(max(0, top - 2), top + 1))
 
 
+def _hparams_path(model_or_path) -> Path:
+    folder = Path(getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or resolve(str(model_or_path)))
+    return folder / HPARAMS
+
+
+def shipped_hparams(model_or_path) -> dict | None:
+    """The `hparams.json` a model ships beside its weights, or None."""
+    path = _hparams_path(model_or_path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 class Editor:
     """Editor(objective="emmet", distribute=True, layers=[3, 4, 5], alpha=0.1, steps=20, …).
 
@@ -78,11 +89,9 @@ class Editor:
         """An Editor with the hyperparameters a model ships in `hparams.json` beside its weights
         (layers; target and statistics settings; per-objective λ, α, …), the way ROME/MEMIT ship
         hparams per model. Keyword arguments override them."""
-        folder = Path(getattr(getattr(model_or_path, "config", None), "_name_or_path", "") or resolve(str(model_or_path)))
-        path = folder / HPARAMS
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: this model ships no default hyperparameters; pass them to Editor(...)")
-        hp = json.loads(path.read_text())
+        hp = shipped_hparams(model_or_path)
+        if hp is None:
+            raise FileNotFoundError(f"{_hparams_path(model_or_path)} does not exist: this model ships no default hyperparameters; pass them to Editor(...)")
         kwargs = {"layers": hp.get("layers"), **hp.get("target", {}), **hp.get("stats", {})}
         pair = f"{objective}+{'spread' if distribute else 'single'}"
         for key in (objective, pair):  # per objective, then per objective × strategy

@@ -95,7 +95,13 @@ def documents(corpus: str) -> Iterator[str]:
         return
     p = corpus_path(corpus)
     if p is None:
-        import datasets  # for users with the hub: e.g. "wikitext:wikitext-103-raw-v1"
+        try:
+            import datasets  # for users with the hub: e.g. "wikitext:wikitext-103-raw-v1"
+        except ModuleNotFoundError:
+            raise ValueError(
+                f"corpus {corpus!r} is not a local folder or file, nor a generated corpus ({', '.join(GENERATED_CORPORA)}); "
+                "a hub dataset by that name needs the `datasets` package: pip install datasets (or point corpus at a folder of text)"
+            ) from None
 
         name, _, sub = corpus.partition(":")
         for row in datasets.load_dataset(name, sub or None, split="train", streaming=True):

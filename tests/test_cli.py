@@ -102,6 +102,25 @@ def test_stats_command(model_dir, tmp_path, capsys):
     assert len(list(tmp_path.glob("c0-*.safetensors"))) == 1
 
 
+def test_stats_follows_the_models_hparams_and_names_bad_input(model_dir, tmp_path, capsys, caplog):
+    """On the teaching model, `stats` with no flags uses the layers and statistics `edit` and
+    `demo` use (hparams.json): layers 1–3 over its own corpus, found shipped (no corpus pass)."""
+    with caplog.at_level("INFO", logger="editkit.cli"):
+        assert main(["stats", "--model", "editkit-teach", "--cache-dir", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()[2:5]] == ["1", "2", "3"] and "editkit-teach/stats" in out
+    assert "'corpus': 'editkit-teach'" in caplog.text and "'n_tokens': 400000" in caplog.text
+    assert "singular" in out  # layers 1 and 2 have dead MLP units: the condition number is explained
+    assert not list(tmp_path.glob("c0-*"))
+    with pytest.raises(SystemExit, match="this model has 4 layers"):
+        main(["stats", "--model", model_dir, "--layers", "9", "--no-progress"])
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is None:  # with `datasets` installed the name goes to the hub instead
+        with pytest.raises(SystemExit, match="not a local folder or file.*pip install datasets"):
+            main(["stats", "--model", model_dir, "--layers", "1", "--corpus", "nosuch-corpus", "--cache-dir", str(tmp_path), "--no-progress"])
+
+
 def test_passthrough_to_trace_and_demo(monkeypatch):
     seen = {}
     fake_demo = types.ModuleType("editkit.demo")
