@@ -11,6 +11,14 @@ Like a peft adapter it can be applied, undone exactly and saved alone:
     in the model's dtype (the same routine the editor used, so the result is bit-identical);
   * undo: the backed-up tensors are copied back — bit-identical in fp32, fp16 and bf16 alike;
   * save/load: safetensors for tensors, JSON for the rest; no pickle.
+
+An edit knows the weights it was made for: `info["base"]` holds the model's name and a digest of
+every edited W as it was before the edit. `apply` refuses other weights (another model, another
+dtype, or a model that already carries this or another edit at those layers) unless forced, so
+two loaded copies of one edit cannot stack. Applied edits are tracked per model: undoing an edit
+with force=True while later edits on the same layers are still applied restores the weights from
+before it and marks those later edits invalid (their backups describe weights that are gone), so
+undoing them cannot bring the forced edit's weights back.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ class EditStateError(RuntimeError):
     pass
 
 
+_APPLIED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model → its applied edits, in order
+
+
 def _fingerprint(w: torch.Tensor) -> str:
     """A digest of a weight's bytes: tells whether anything wrote to it since the edit."""
     return hashlib.blake2b(w.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes(), digest_size=16).hexdigest()
@@ -47,6 +58,7 @@ class Edit:
         self._model_ref = None
         self._backup: dict[int, torch.Tensor] = {}
         self._versions: dict[int, int] = {}
+        self._invalid: str | None = None  # why undo is impossible (a forced undo of an earlier edit)
 
     # ------------------------------------------------------------ state
     @property
@@ -64,9 +76,15 @@ class Edit:
         architecture_of(model)
         self._backup = {l: weight_param(model, l).detach().clone() for l in (layers or self.layers)}
         self._model_ref = weakref.ref(model)
+        self._invalid = None
+        self.info.setdefault("base", {
+            "model": getattr(model.config, "_name_or_path", "") or "",
+            "weights": {str(l): _fingerprint(w) for l, w in self._backup.items()},  # digests of W before the edit
+        })
 
     def _seal(self, model) -> None:
         self._versions = {l: _fingerprint(weight_param(model, l)) for l in self._backup}
+        _APPLIED.setdefault(model, []).append(self)
 
     def _restore(self) -> None:
         model = self._model_ref() if self._model_ref else None
@@ -74,12 +92,24 @@ class Edit:
             with torch.no_grad():
                 for l, w in self._backup.items():
                     weight_param(model, l).copy_(w)
+            live = _APPLIED.get(model, [])
+            if self in live:
+                live.remove(self)
         self._model_ref, self._backup, self._versions = None, {}, {}
 
     # ------------------------------------------------------------ apply / undo
-    def apply(self, model) -> "Edit":
-        """Write this edit into `model` (checked for NaN/Inf, layers and shapes before anything is written)."""
+    def apply(self, model, force: bool = False) -> "Edit":
+        """Write this edit into `model` (checked for NaN/Inf, layers, shapes and the base weights
+        before anything is written; force=True applies it to other weights than it was made for)."""
         check_layers(model, self.layers)
+        base = (self.info.get("base") or {}).get("weights", {})
+        other = [l for l in self.layers if str(l) in base and _fingerprint(weight_param(model, l)) != base[str(l)]]
+        if other and not force:
+            raise EditStateError(
+                f"this edit was made for other weights at layers {other} (made on {self.info['base'].get('model') or 'a model'!r}): "
+                "another model or dtype, or this model already carries this or another edit there. Undo that edit first, "
+                "or pass force=True to apply it anyway."
+            )
         for u in self.updates:
             check_finite(u.delta, f"ΔW of layer {u.layer}")
             p = weight_param(model, u.layer)
@@ -98,6 +128,8 @@ class Edit:
 
     def undo(self, force: bool = False) -> None:
         """Restore the weights exactly as they were before this edit."""
+        if self._invalid:
+            raise EditStateError(self._invalid)
         model = self._model_ref() if self._model_ref else None
         if model is None:
             raise EditStateError("this edit is not applied to a live model; nothing to undo")
@@ -107,6 +139,16 @@ class Edit:
                 f"layers {changed} changed after this edit was applied (a later edit?). Undo later "
                 "edits first (last applied, first undone), or pass force=True to restore anyway."
             )
+        live = _APPLIED.get(model, [])
+        later = live[live.index(self) + 1 :] if self in live else []
+        for e in later:  # their backups hold weights this undo removes: undoing them would bring this edit back
+            if set(e._backup) & set(self._backup):
+                e._invalid = (
+                    f"this edit can no longer be undone: an earlier edit at layers {sorted(set(e._backup) & set(self._backup))} "
+                    "was undone with force=True, which restored the weights from before that edit (and so before this one)."
+                )
+                e._model_ref, e._backup, e._versions = None, {}, {}
+                live.remove(e)
         self._restore()
 
     # ------------------------------------------------------------ inspection

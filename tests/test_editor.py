@@ -133,6 +133,45 @@ def test_out_of_order_undo_is_refused(tok, cache):
     assert same(before, snapshot(model))
 
 
+def test_forced_out_of_order_undo_invalidates_later_edits(tok, cache):
+    """first.undo(force=True) restores the weights from before `first`; `second`, applied after
+    it on the same layer, can then not be undone (its backup would bring `first` back)."""
+    model = tiny("gpt2")
+    before = snapshot(model)
+    ed = editor(cache, objective="memit", layers=[2])
+    first = ed.edit(model, tok, REQS[:1])
+    second = ed.edit(model, tok, REQS[1:2])
+    other = editor(cache, objective="memit", layers=[1]).edit(model, tok, REQS[2:3])  # another layer: unaffected
+    first.undo(force=True)
+    assert not second.applied and other.applied
+    for force in (False, True):
+        with pytest.raises(EditStateError, match="can no longer be undone"):
+            second.undo(force=force)
+    other.undo()
+    assert same(before, snapshot(model))
+
+
+def test_an_edit_refuses_weights_it_was_not_made_for(tok, cache, tmp_path):
+    model = tiny("gpt2")
+    before = snapshot(model)
+    edit = editor(cache, objective="memit", layers=[2]).edit(model, tok, REQS[:1])
+    edit.save(tmp_path / "e")
+    edit.undo()
+    a, b = Edit.load(tmp_path / "e"), Edit.load(tmp_path / "e")
+    a.apply(model)
+    with pytest.raises(EditStateError, match="already carries this or another edit"):
+        b.apply(model)  # two loaded copies do not stack
+    a.undo()
+    assert same(before, snapshot(model))
+    stranger = tiny("gpt2", seed=1)
+    theirs = snapshot(stranger)
+    with pytest.raises(EditStateError, match="made for other weights at layers \\[2\\]"):
+        b.apply(stranger)
+    assert same(theirs, snapshot(stranger))
+    b.apply(stranger, force=True).undo()  # forced: applied, and undone exactly
+    assert same(theirs, snapshot(stranger))
+
+
 def test_sequential_edits_preserve_earlier_keys(tok, cache):
     """MEMIT's K_p: with earlier keys preserved, a second edit disturbs the first edit's values less."""
     drift = {}
