@@ -28,6 +28,7 @@ from .context import context_templates
 from .distribution import STRATEGIES
 from .edit import Edit
 from .keys import ModelAccess
+from .linalg import NonFiniteError
 from .models import load_model, resolve
 from .objectives import OBJECTIVES, Preservation, preservation_cost
 from .requests import EditRequest
@@ -175,6 +176,12 @@ class Editor:
         before anything is written. A target NLL that did not fall (and did not start below
         early_stop) is a loud warning; `info["took"]` says, per request, whether it fell."""
         t = self.config.target
+        if not bool(torch.isfinite(tg.nll0).all()):
+            raise NonFiniteError(
+                f"the model's target NLL is not finite before the edit ({[round(x, 4) for x in tg.nll0.tolist()]}): its "
+                "weights are broken (NaN/Inf, e.g. after earlier edits diverged); nothing was written. Undo earlier edits "
+                "or reload the model."
+            )
         took = ((tg.nll < tg.nll0 - 1e-6 * (1 + tg.nll0.abs())) | (tg.nll0 < t.early_stop)).tolist()
         info["target_nll_initial"] += tg.nll0.tolist()
         info["target_nll"] += tg.nll.tolist()

@@ -395,3 +395,17 @@ def test_context_length_is_named_and_statistics_chunks_are_clipped(tok, cache):
         editor(cache, layers=[1]).edit(model, tok, [long])
     assert same(before, snapshot(model))
     assert stats_mod.chunk_len(model, StatsConfig(max_len=128)) == 16  # the default 128 clipped to the model
+
+
+def test_a_broken_model_is_named_as_such(tok, cache):
+    """NaN/Inf weights above the edited layer make the target NLL non-finite: a NonFiniteError
+    that says so, not a claim that δ has no path; nothing is written."""
+    from editkit.linalg import NonFiniteError
+
+    model = tiny("gpt2")
+    with torch.no_grad():
+        model.transformer.h[3].mlp.c_proj.weight[0, 0] = float("inf")
+    before = snapshot(model)
+    with pytest.raises(NonFiniteError, match="target NLL is not finite before the edit"):
+        editor(cache, objective="memit", layers=[1]).edit(model, tok, REQS[:1])
+    assert same(before, snapshot(model))
