@@ -27,6 +27,7 @@ import unicodedata
 
 import torch
 
+from .linalg import check_finite
 from .tokens import encode_batch
 
 MEMIT_OPENINGS = ["The", "Therefore", "Because", "I", "You"]  # memit: n_gen // 5 per opening
@@ -58,6 +59,7 @@ def generate_texts(model, tok, openings: list[str], length: int, seed: int, top_
         ids, mask, lens = encode_batch(tok, [tok.decode(s) for s in seqs], device)
         logits = model(input_ids=ids, attention_mask=mask).logits  # (n, T, vocab)
         last = logits[torch.arange(n), torch.tensor(lens) - 1].float().cpu()  # (n, vocab)
+        check_finite(last, "the model's next-token logits while generating context prefixes (its weights hold NaN/Inf?)")
         top = last.topk(top_k, dim=-1)
         pick = torch.multinomial(top.values.softmax(-1), 1, generator=g)[:, 0]
         for i in range(n):

@@ -407,5 +407,7 @@ def test_a_broken_model_is_named_as_such(tok, cache):
         model.transformer.h[3].mlp.c_proj.weight[0, 0] = float("inf")
     before = snapshot(model)
     with pytest.raises(NonFiniteError, match="target NLL is not finite before the edit"):
+        editor(cache, objective="memit", layers=[1], context="fixed").edit(model, tok, REQS[:1])
+    with pytest.raises(NonFiniteError, match="logits while generating context prefixes"):
         editor(cache, objective="memit", layers=[1]).edit(model, tok, REQS[:1])
     assert same(before, snapshot(model))
