@@ -127,6 +127,11 @@ class EditorConfig(_Strict):
         STRATEGIES.get(self.strategy)
         entry = OBJECTIVES.get(self.objective)
         unknown = set(self.hparams) - set(entry.solver.Config.model_fields)
+        if "strategy" in unknown:
+            raise ValueError(
+                f"strategy={self.hparams['strategy']!r}: the strategy is chosen with distribute=True ('spread', MEMIT's) "
+                f"or distribute=False ('single'); registered strategies: {', '.join(STRATEGIES.names())}"
+            )
         if unknown:
             raise ValueError(
                 f"objective {self.objective!r} has no setting(s) {sorted(unknown)}; its hyperparameters "

@@ -351,6 +351,8 @@ def test_non_finite_hyperparameters_and_a_strategy_name_for_distribute_are_refus
             Editor(objective="memit", clamp_factor=bad_value)
     with pytest.raises(ValueError, match="distribute is a switch.*single, spread"):
         Editor(objective="memit", distribute="spread")
+    with pytest.raises(ValueError, match="chosen with distribute=True"):
+        Editor(objective="memit", strategy="spread")
 
 
 def test_an_edit_for_a_layer_the_model_lacks_names_the_layer_count(tok, cache):
