@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
     with editor.applied(model, tok, reqs) as edit:
         after = snapshot(model, tok, reqs)
         report = edit.report()
-    print(f"{editor}  ({len(reqs)} requests edited together)\n")
+    written = edit.layers
+    how = "one after another (ROME's one-at-a-time update)" if editor.one_at_a_time else "together in one batch"
+    print(f"{editor.config.objective} + {editor.config.strategy}: {len(reqs)} requests edited {how}, written at layer(s) {written}\n")
     for i, r in enumerate(reqs):
         print(f"[{i}] {r.text} …   (true: {r.target_true!r}  →  new: {r.target_new!r})")
         print(f"    top prediction      {before['top'][i]!r:>16} → {after['top'][i]!r}")
