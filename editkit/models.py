@@ -41,7 +41,16 @@ def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: 
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     log.info("loading %s", path)
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        if Path(path).exists():
+            raise
+        raise OSError(
+            f"could not load {name_or_path!r}: it is not a local folder, and the hub could not provide it ({e}). "
+            f"Offline, give a local folder of a saved model, or use editkit's shipped teaching model: "
+            f"load_model({TEACHING_MODEL!r})."
+        ) from e
     tok = AutoTokenizer.from_pretrained(path, **({"revision": revision} if revision else {}))
     if device is not None:
         model = model.to(device)

@@ -96,3 +96,10 @@ def test_rewriting_rows_read_the_target_tokens(kind):
     for b in range(2):
         ids = rows.ids[b]
         assert [ids[p + 1] for p in rows.tgt_pos[b][:-1]] == t[:-1] and rows.tgt_pos[b][-1] == len(ids) - 1
+
+
+def test_a_name_that_cannot_be_loaded_points_to_the_teaching_model():
+    from editkit import load_model
+
+    with pytest.raises(OSError, match="load_model\\('editkit-teach'\\)"):
+        load_model("no-such-folder/nor/hub-name")  # neither a folder nor a valid hub id: fails without the network
