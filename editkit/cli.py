@@ -393,12 +393,10 @@ def cmd_sweep(args) -> int:
 def cmd_stats(args) -> int:
     import torch
 
-    from .config import StatsConfig
-    from .editor import default_layers
-    from .stats import cache_dir, cache_key, entry_name, layer_stats, shipped_dir
-
     from .architectures import check_layers
-    from .editor import shipped_hparams
+    from .config import StatsConfig
+    from .editor import default_layers, shipped_hparams
+    from .stats import cache_dir, cache_key, entry_name, layer_stats, shipped_dir
 
     model, tok = _load(args)
     shipped = shipped_hparams(model) or {}  # the settings `edit` and `demo` use on this model

@@ -425,10 +425,15 @@ class Sweeper:
         (each batch is undone, and a failing edit restores what it wrote). Resuming skips both."""
         done = {r["hash"] for r in read_records(self.out) if r.get("kind") in ("run", "failed")}
         runs = self.spec.runs()
+        for b in sorted({r["batch_size"] for r in runs}):
+            if self.spec.cases(b) != self.spec.n:
+                log.warning("batch size %d with n = %d: each run of it takes N = %d cases (a whole number of batches, at least one)", b, self.spec.n, self.spec.cases(b))
+        mine = set()
         for run in tqdm(runs, desc="sweep", disable=not self.progress):
             editor = self.editor(run)
             fields = self.run_fields(run, editor)
             h = self.hash_of(fields, editor)
+            mine.add(h)
             if h in done:
                 log.info("skip %s/%s b=%d %s: already in %s", run["objective"], run["strategy"], run["batch_size"], run["point"], self.out)
                 continue
@@ -445,7 +450,7 @@ class Sweeper:
             _append(self.out, record)
             done.add(h)
             log.info("%s/%s b=%d %s: %s", run["objective"], run["strategy"], run["batch_size"], run["point"], _short(record["metrics"]))
-        return [r for r in read_records(self.out) if r.get("kind") == "run"]
+        return [r for r in read_records(self.out) if r.get("kind") == "run" and r["hash"] in mine]
 
 
 def _short(m: dict) -> str:
@@ -453,7 +458,8 @@ def _short(m: dict) -> str:
 
 
 def run_sweep(spec: SweepSpec, out: Path | str, model=None, tok=None, progress: bool = True) -> list[dict]:
-    """Run (or resume) the sweep; return every run record in the file."""
+    """Run (or resume) the sweep; return the run records of this spec's grid (the file may hold
+    other sweeps' runs too: `read_records` gives all of them)."""
     return Sweeper(spec, out, model, tok, progress).run()
 
 

@@ -80,8 +80,9 @@ def test_sweep_runs_resumes_and_reproduces(tok, fast, tmp_path):
     assert again["hash"] == r["hash"] and again["metrics"] == r["metrics"] and again["edit"] == r["edit"]
     # a changed hyperparameter is a new run
     spec2 = spec.model_copy(update={"fixed": {**spec.fixed, "alpha": 0.5}, "batch_sizes": [2]})
-    run_sweep(spec2, out, model, tok, progress=False)
+    mine = run_sweep(spec2, out, model, tok, progress=False)
     assert [x["kind"] for x in read_records(out)] == ["baseline", "run", "run", "run"]  # baseline reused
+    assert len(mine) == 1 and mine[0]["config"]["hparams"]["alpha"] == 0.5  # only this sweep's runs, not the file's
 
 
 def test_zsre_sweep_measures_specificity_against_baseline(tok, fast, tmp_path):
