@@ -38,7 +38,7 @@ How a step runs the model (`TargetConfig.path`; both give the same δ up to floa
           is computed twice or on padding), the top block's MLP only at the read points, and
           the head only there. It is the model's own forward (its masks, position ids, rotary
           embeddings) with blocks 0..L swapped for stand-ins that hand back H + δ, and the
-          stored K/V at positions < s0 passed as `past_key_values`; the originals are put back
+          stored K/V at positions < s0 passed as the attention cache; the originals are put back
           in `finally`. A model whose cache does not keep every position (sliding window)
           falls back to "full" with a warning.
 """
@@ -59,6 +59,7 @@ from .config import TargetConfig
 from .hooks import hidden_of, hooks, replace_hidden
 from .keys import device_of, locate, read_at
 from .requests import EditRequest
+from .compat import cache_kwargs, cache_of
 from .context import flatten
 from .tokens import edit_position, pad_id, pad_rows, target_ids
 
@@ -425,7 +426,7 @@ class _UpperPass:
 
         with hooks((self.blocks[self.layer], grab)):
             out = self.base(input_ids=self.b.ids[row : row + 1, :P], use_cache=True)
-        return self._caches(getattr(out, "past_key_values", None), P), got["h"]
+        return self._caches(cache_of(out), P), got["h"]
 
     @torch.no_grad()
     def _fill(self, rows: list[int], P: int, prefix) -> None:
@@ -446,9 +447,9 @@ class _UpperPass:
             past = self._Cache(ddp_cache_data=[(k.expand(G, *k.shape[1:]), v.expand(G, *v.shape[1:])) for k, v in prefix[0]], config=self.model.config)
         pos = torch.arange(P, T, device=dev).expand(G, T - P)
         with hooks((self.blocks[L], grab)):
-            out = self.base(input_ids=b.ids[idx, P:T], attention_mask=b.mask[idx, :T], position_ids=pos, past_key_values=past, use_cache=True)
+            out = self.base(input_ids=b.ids[idx, P:T], attention_mask=b.mask[idx, :T], position_ids=pos, use_cache=True, **cache_kwargs(self.base, past))
         self._template = got["out"]
-        kv = self._caches(getattr(out, "past_key_values", None), T)[L + 1 :]
+        kv = self._caches(cache_of(out), T)[L + 1 :]
         h = got["h"]  # (G, T − P, d)
         if self._H is None:
             B, Tmax = b.ids.shape
@@ -505,7 +506,7 @@ class _UpperPass:
                 stub = g.kv[0][0].new_zeros(G, 1, g.s0, 1)  # blocks ≤ L run no attention; only the cache length is read
                 cache = self._Cache(ddp_cache_data=[(stub, stub)] * (self.layer + 1) + g.kv, config=self.model.config)
                 mask = g.mask
-            hid = self.base(input_ids=g.ids, attention_mask=mask, position_ids=g.pos, past_key_values=cache, use_cache=cache is not None).last_hidden_state
+            hid = self.base(input_ids=g.ids, attention_mask=mask, position_ids=g.pos, use_cache=cache is not None, **cache_kwargs(self.base, cache)).last_hidden_state
             outs.append(hid[g.read_r, g.read_t])  # (p_g, d)
         return torch.cat(outs)[self.inverse]
 

@@ -46,6 +46,7 @@ from ..keys import device_of
 from ..tokens import pad_id, pad_rows
 from ..stats import cache_dir as _stats_cache_dir, corpus_identity, corpus_path, documents
 from ..config import StatsConfig
+from ..compat import cache_kwargs, cache_of
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,8 @@ def generate(
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         past, step_ids, step_pos = None, ids, pos
         for _ in range(max_new_tokens if max_new_tokens is not None else max(1, max_len - T)):
-            o = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True)
-            past = o.past_key_values
+            o = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, use_cache=True, **cache_kwargs(model, past))
+            past = cache_of(o)
             logits = o.logits[:, -1].float().cpu()  # (B, vocab)
             top = logits.topk(top_k, dim=-1)
             pick = torch.multinomial(top.values.softmax(-1), 1, generator=g)[:, 0]
