@@ -313,6 +313,11 @@ def evaluate_slice(model, tok, dataset: str = "counterfact:val", start: int = 0,
 
 
 def cmd_eval(args) -> int:
+    from .evaluation import load
+
+    data = load(args.dataset, args.start, args.n)  # bad data settings fail before the model loads
+    if args.generation and data.kind != "counterfact":
+        raise ValueError(f"--generation: generation metrics are defined for CounterFact only, and {args.dataset!r} is {data.kind}")
     model, tok = _load(args)
     res = evaluate_slice(model, tok, args.dataset, args.start, args.n, args.edit, args.generation, args.batch_size, args.seed)
     d = res["dataset"]
@@ -438,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup(args)
     try:
         return args.func(args)
-    except ValueError as e:  # bad settings, unknown names, data errors: a message, not a traceback
+    except (ValueError, FileNotFoundError) as e:  # bad settings, unknown names, missing data: a message, not a traceback
         raise SystemExit(f"editkit {args.command}: {e}") from None
 
 

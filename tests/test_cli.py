@@ -140,3 +140,13 @@ def test_errors_are_messages(model_dir):
         main(["edit", "--model", model_dir])
     with pytest.raises(SystemExit, match="cannot load model"):
         main(["eval", "--model", "/nonexistent/model/dir", "--n", "1"])
+
+
+def test_eval_validates_its_data_before_loading_the_model(monkeypatch):
+    import editkit.cli as cli
+
+    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model was loaded before the data settings were checked"))
+    with pytest.raises(SystemExit, match="editkit eval: no data file at nosuch"):
+        main(["eval", "--model", "editkit-teach", "--dataset", "nosuch", "--n", "2", "--no-progress"])
+    with pytest.raises(SystemExit, match="CounterFact only.*zsre"):
+        main(["eval", "--model", "editkit-teach", "--dataset", "zsre", "--n", "2", "--generation", "--no-progress"])
