@@ -292,3 +292,18 @@ def test_cli(gpt2, tok, tmp_path, capsys):
         trace.main(["--model", str(tmp_path / "model"), "--facts", str(tmp_path / "facts.json"),
                     "--out", str(out), "--samples", "2", "--quiet"])
     assert stop.value.code == 2 and "--all" in capsys.readouterr().err
+
+
+def test_trace_command_defaults_follow_the_other_commands(monkeypatch, tmp_path, capsys):
+    """No --model / --facts needed (editkit-teach, counterfact:val), --no-progress accepted, and on
+    a 4-layer model the mlp/attn window is 1 layer, not ROME's 10 (which would restore every layer)."""
+    seen = {}
+    real = trace.trace_facts
+
+    def spy(*a, **k):
+        seen.update(k)
+        return real(*a, **{**k, "samples": 1})
+
+    monkeypatch.setattr(trace, "trace_facts", spy)
+    rc = trace.main(["--n", "3", "--out", str(tmp_path / "t.png"), "--no-progress"])
+    assert rc == 0 and seen["window"] == 1 and "traced" in capsys.readouterr().out
