@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if a.no_progress:  # transformers' own "Loading weights" bar too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     model, tok = load_model(a.model)
     editor = Editor.for_model(model, objective=a.objective, distribute=not a.single, progress=not a.no_progress)
     reqs = known_requests(model, tok, a.n)

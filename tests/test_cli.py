@@ -150,3 +150,11 @@ def test_eval_validates_its_data_before_loading_the_model(monkeypatch):
         main(["eval", "--model", "editkit-teach", "--dataset", "nosuch", "--n", "2", "--no-progress"])
     with pytest.raises(SystemExit, match="CounterFact only.*zsre"):
         main(["eval", "--model", "editkit-teach", "--dataset", "zsre", "--n", "2", "--generation", "--no-progress"])
+
+
+def test_demo_no_progress_prints_nothing_to_stderr(capsys):
+    from editkit import demo
+
+    demo.main(["--no-progress", "--n", "1"])
+    out, err = capsys.readouterr()
+    assert "written at layer(s) [1, 2, 3]" in out and err == ""  # no weight-loading bar, no warnings
