@@ -182,15 +182,13 @@ def _setup(args) -> None:
 
 
 def _load(args):
-    from .models import ASSETS, TEACHING_MODEL, load_model, resolve
+    from .models import ASSETS, TEACHING_MODEL, load_model, quiet_loading, resolve
 
     if args.model == TEACHING_MODEL and resolve(args.model) == args.model:
         raise SystemExit(f"the teaching model is not installed ({ASSETS / TEACHING_MODEL} has no config.json); "
                          "pass --model with a hub name or a local folder")
     if args.no_progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+        quiet_loading()
     try:
         return load_model(args.model, dtype=args.dtype, device=args.device)
     except (OSError, ValueError) as e:

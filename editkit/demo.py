@@ -18,7 +18,7 @@ import math
 import torch
 
 from .editor import Editor
-from .models import TEACHING_MODEL, load_model
+from .models import TEACHING_MODEL, load_model, quiet_loading
 from .requests import EditRequest
 from .scoring import target_logprob
 from .stats import DATA
@@ -70,10 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if a.no_progress:  # transformers' own "Loading weights" bar too
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    if a.no_progress:
+        quiet_loading()
     model, tok = load_model(a.model)
     editor = Editor.for_model(model, objective=a.objective, distribute=not a.single, progress=not a.no_progress)
     reqs = known_requests(model, tok, a.n)

@@ -29,6 +29,13 @@ def resolve(name_or_path: str) -> str:
     return name_or_path
 
 
+def quiet_loading() -> None:
+    """Switch off transformers' own progress bars (the "Loading weights" bar), for --no-progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: str | None = None, revision: str | None = None):
     """(model in eval mode, tokenizer)."""
     if isinstance(name_or_path, tuple):

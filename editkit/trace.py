@@ -623,12 +623,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO)
-    from .models import load_model  # hub names, folders, and editkit's shipped models alike
+    from .models import load_model, quiet_loading  # hub names, folders, and editkit's shipped models alike
 
-    if args.quiet:  # transformers' own "Loading weights" bar too
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    if args.quiet:
+        quiet_loading()
 
     model, tok = load_model(args.model)
     model = (model.to(args.device) if args.device else model).eval()

@@ -89,13 +89,13 @@ def run(args) -> None:
         logging.warning("no tuned.json: running with the shipped defaults")
     # failed (pair, b): the sweep's "failed" records, and failures.jsonl (a crash before sweeps recorded failures)
     failures = HERE / "failures.jsonl"
-    failed = [json.loads(l) for l in failures.read_text().splitlines()] if failures.exists() else []
+    legacy = [json.loads(l) for l in failures.read_text().splitlines()] if failures.exists() else []
     for b in args.batch_sizes:  # all pairs at a batch size before the next: a cut-short run is still a complete curve prefix
+        failed = legacy + [{"pair": f"{r['objective']}+{r['strategy']}", "batch_size": r["batch_size"]}
+                           for r in read_records(HERE / "results.jsonl") if r.get("kind") == "failed"]
         for obj, strat in PAIRS:
             if obj not in args.objectives or (obj == "rome" and b > args.rome_max_batch):
                 continue
-            failed += [{"pair": f"{r['objective']}+{r['strategy']}", "batch_size": r["batch_size"]}
-                       for r in read_records(HERE / "results.jsonl") if r.get("kind") == "failed"]
             if any(f["pair"] == f"{obj}+{strat}" and f["batch_size"] < b for f in failed):
                 # a larger batch repeats the failed one's sequence of edits from its start: it fails as well
                 logging.info("skip %s+%s b=%d: it failed at a smaller batch", obj, strat, b)
