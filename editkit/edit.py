@@ -172,6 +172,9 @@ class Edit:
         ]
         if self.info.get("reference"):
             lines.insert(1, f"conventions of: {self.info['reference']}")
+        if self.config.get("constraint_key") == "plain":
+            lines.append("(errors are measured at the averaged keys; with constraint_key='plain' the constraint holds at each "
+                         "plain prompt's key instead, as in ROME's code, so they need not be 0)")
         for j, u in enumerate(self.updates):
             err = (u.delta @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
             pres = self.info.get("preservation", [None] * len(self.updates))[j]

@@ -179,6 +179,7 @@ def test_rome(family, tok, stats, constraint_key):
     ref = [plain.rome(model, tok, r, 2, ROME_TEMPLATES, C[2], tcfg("rome"), constraint_key) for r in REQS[:2]]
     for u, dW in zip(mine.updates, ref):
         assert rel(u.delta, dW) < 1e-5
+    assert ("holds at each plain prompt's key" in mine.report()) == (constraint_key == "plain")
 
 
 def test_memit_second_sequential_batch(tok, stats):

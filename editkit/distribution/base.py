@@ -42,7 +42,7 @@ class LayerUpdate:
     """One layer's share of an edit: the solver's inputs and its output (float64)."""
 
     layer: int
-    keys: torch.Tensor  # K  (d_in, n)
+    keys: torch.Tensor  # K  (d_in, n), the averaged keys (with constraint_key="plain" the constraint holds at the plain prompts' keys instead)
     residual: torch.Tensor  # R  (d_out, n), what the objective was asked to add at K
     values: torch.Tensor  # V = W K + R  (d_out, n), W as it was when this layer was solved
     delta: torch.Tensor  # ΔW (d_out, d_in)
