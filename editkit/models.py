@@ -50,7 +50,7 @@ def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: 
     log.info("loading %s", path)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # hub errors are OSError in transformers 5, an invalid repo id a ValueError in 4.x
         if Path(path).exists():
             raise
         raise OSError(
