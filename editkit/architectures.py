@@ -107,6 +107,12 @@ def num_layers(model: nn.Module) -> int:
     return len(module(model, architecture_of(model).blocks))
 
 
+def context_length(model: nn.Module) -> int | None:
+    """Positions the model can embed (n_positions / max_position_embeddings), None if its config names none."""
+    c = model.config
+    return getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None)
+
+
 def proj_module(model: nn.Module, layer: int) -> nn.Module:
     return module(model, architecture_of(model).proj, layer)
 

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .architectures import architecture_of, module
+from .architectures import architecture_of, context_length, module
 from .config import StatsConfig
 from .hooks import hooks, stop_after
 from .keys import device_of
@@ -148,11 +148,6 @@ def token_batches(tok, corpus: str, max_len: int, n_tokens: int, batch_size: int
             batch = []
     if batch:
         yield batch
-
-
-def context_length(model) -> int | None:
-    c = model.config
-    return getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None)
 
 
 def chunk_len(model, cfg: StatsConfig) -> int:

@@ -54,7 +54,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .architectures import architecture_of, module
+from .architectures import architecture_of, context_length, module
 from .config import TargetConfig
 from .hooks import hidden_of, hooks, replace_hidden
 from .keys import device_of, locate, read_at
@@ -187,8 +187,6 @@ class _Batch:
 
 def _check_length(model, rows: _Rows, requests) -> None:
     """Every row fits the model's context (positions beyond it have no embedding)."""
-    from .stats import context_length
-
     limit = context_length(model)
     longest = max(range(len(rows.ids)), key=lambda b: len(rows.ids[b]))
     if limit is not None and len(rows.ids[longest]) > limit:
