@@ -276,16 +276,15 @@ def cmd_edit(args) -> int:
 
 
 # ---------------------------------------------------------------- eval
-def evaluate_slice(model, tok, dataset: str = "counterfact:val", start: int = 0, n: int = 100, edit=None,
-                   generation: bool = False, batch_size: int = 64, seed: int = 0) -> dict:
-    """{"unedited": summary, "edited": summary (with `edit`), "edit": edit metrics, "rows": …}.
-    With `edit` (an Edit, or a folder of a saved one) it is applied, measured and undone."""
+def evaluate_slice(model, tok, data, edit=None, generation: bool = False, batch_size: int = 64, seed: int = 0) -> dict:
+    """{"unedited": summary, "edited": summary (with `edit`), "edit": edit metrics, "rows": …} on
+    `data` (an `evaluation.load(...)` slice). With `edit` (an Edit, or a folder of a saved one) it
+    is applied, measured and undone."""
     import torch
 
     from .edit import Edit
-    from .evaluation import edit_metrics, evaluate, load
+    from .evaluation import edit_metrics, evaluate
 
-    data = load(dataset, start, n)
     requests = data.requests()
     gen = None
     if generation:
@@ -317,7 +316,7 @@ def cmd_eval(args) -> int:
     if args.generation and data.kind != "counterfact":
         raise ValueError(f"--generation: generation metrics are defined for CounterFact only, and {args.dataset!r} is {data.kind}")
     model, tok = _load(args)
-    res = evaluate_slice(model, tok, args.dataset, args.start, args.n, args.edit, args.generation, args.batch_size, args.seed)
+    res = evaluate_slice(model, tok, data, args.edit, args.generation, args.batch_size, args.seed)
     d = res["dataset"]
     print(f"{d['dataset']} [{d['start']}:{d['start'] + d['n']}] ({d['kind']}), model {args.model}")
     names = [k for k in res["unedited"] if k != "n"]
