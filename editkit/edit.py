@@ -92,9 +92,13 @@ class Edit:
             with torch.no_grad():
                 for l, w in self._backup.items():
                     weight_param(model, l).copy_(w)
-            live = _APPLIED.get(model, [])
-            if self in live:
-                live.remove(self)
+        self._detach(model)
+
+    def _detach(self, model) -> None:
+        """Forget the model (no longer applied there), without touching its weights."""
+        live = _APPLIED.get(model, []) if model is not None else []
+        if self in live:
+            live.remove(self)
         self._model_ref, self._backup, self._versions = None, {}, {}
 
     # ------------------------------------------------------------ apply / undo
@@ -147,8 +151,7 @@ class Edit:
                     f"this edit can no longer be undone: an earlier edit at layers {sorted(set(e._backup) & set(self._backup))} "
                     "was undone with force=True, which restored the weights from before that edit (and so before this one)."
                 )
-                e._model_ref, e._backup, e._versions = None, {}, {}
-                live.remove(e)
+                e._detach(model)
         self._restore()
 
     # ------------------------------------------------------------ inspection
