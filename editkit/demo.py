@@ -14,11 +14,12 @@ import argparse
 import json
 import logging
 import math
+from pathlib import Path
 
 import torch
 
 from .editor import Editor
-from .models import TEACHING_MODEL, load_model, quiet_loading
+from .models import TEACHING_MODEL, load_model, quiet_loading, resolve
 from .requests import EditRequest
 from .scoring import target_logprob
 from .stats import DATA
@@ -34,12 +35,28 @@ def probs(model, tok, prompts: list[str], targets: list[str]) -> list[float]:
     return target_logprob(model, tok, prompts, targets).exp().tolist()
 
 
-def known_requests(model, tok, n: int, split: str = "train", scan: int = 200) -> list[EditRequest]:
-    """The first n CounterFact cases where the model prefers ground_truth on both the prompt and
-    the neighbourhood prompt, and gives the neighbour's answer P ≥ 0.5 (so the demo shows a known
-    fact being changed, and a known neighbouring fact that should stay)."""
-    records = json.loads((DATA / "counterfact" / f"counterfact-{split}.json").read_text())[:scan]
-    reqs = [EditRequest.from_counterfact(r) for r in records]
+DEMO_CASES = "demo_cases.json"  # in a model's folder: the few CounterFact cases its demo uses
+
+
+def candidate_requests(model_name: str, split: str = "train", scan: int = 200) -> list[EditRequest]:
+    """The cases the demo chooses from: those shipped in the model's folder (`demo_cases.json`, so
+    the demo runs without the data folder), else the first `scan` CounterFact cases of `split`."""
+    shipped = Path(resolve(str(model_name))) / DEMO_CASES
+    if shipped.exists():
+        return [EditRequest(**r) for r in json.loads(shipped.read_text())["requests"]]
+    source = DATA / "counterfact" / f"counterfact-{split}.json"
+    if not source.exists():
+        raise SystemExit(
+            f"editkit demo: {model_name!r} ships no {DEMO_CASES} and the CounterFact file {source} does not exist. "
+            f"Point EDITKIT_DATA at the data folder (the one holding counterfact/), or use the shipped model: --model {TEACHING_MODEL}."
+        )
+    return [EditRequest.from_counterfact(r) for r in json.loads(source.read_text())[:scan]]
+
+
+def known_requests(model, tok, n: int, reqs: list[EditRequest]) -> list[EditRequest]:
+    """The first n of `reqs` where the model prefers ground_truth on both the prompt and the
+    neighbourhood prompt, and gives the neighbour's answer P ≥ 0.5 (so the demo shows a known fact
+    being changed, and a known neighbouring fact that should stay)."""
     lp_true = target_logprob(model, tok, [r.text for r in reqs], [r.target_true for r in reqs])
     lp_new = target_logprob(model, tok, [r.text for r in reqs], [r.target_new for r in reqs])
     nb_true = target_logprob(model, tok, [r.neighborhood_prompts[0] for r in reqs], [r.neighborhood_answer for r in reqs])
@@ -47,6 +64,17 @@ def known_requests(model, tok, n: int, split: str = "train", scan: int = 200) ->
     half = math.log(0.5)
     ok = [i for i in range(len(reqs)) if lp_true[i] > lp_new[i] and nb_true[i] > nb_new[i] and nb_true[i] >= half]
     return [reqs[i] for i in ok[:n]]
+
+
+def write_cases(model, tok, folder: Path, n: int = 10, split: str = "train", scan: int = 200) -> Path:
+    """Store the first n known cases of CounterFact `split` in `folder`/demo_cases.json (run once
+    per shipped model, with the data folder present: `python -m editkit.demo --write-cases`)."""
+    source = DATA / "counterfact" / f"counterfact-{split}.json"
+    reqs = known_requests(model, tok, n, [EditRequest.from_counterfact(r) for r in json.loads(source.read_text())[:scan]])
+    out = Path(folder) / DEMO_CASES
+    how = f"the first {n} of CounterFact {split}[:{scan}] whose true object and neighbour the model knows (editkit.demo.known_requests)"
+    out.write_text(json.dumps({"how": how, "requests": [r.model_dump() for r in reqs]}, indent=1) + "\n")
+    return out
 
 
 def snapshot(model, tok, reqs: list[EditRequest]) -> dict:
@@ -68,15 +96,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--single", action="store_true", help="edit one layer instead of spreading over the default layers")
     ap.add_argument("--n", type=int, default=3, help="number of requests, edited together in one batch")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--write-cases", action="store_true", help=f"store the model's demo cases in its folder ({DEMO_CASES}; needs the data folder) and stop")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if a.no_progress:
         quiet_loading()
     model, tok = load_model(a.model)
-    editor = Editor.for_model(model, objective=a.objective, distribute=not a.single, progress=not a.no_progress)
-    reqs = known_requests(model, tok, a.n)
+    if a.write_cases:
+        print(f"wrote {write_cases(model, tok, Path(resolve(a.model)))}")
+        return {}
+    reqs = known_requests(model, tok, a.n, candidate_requests(a.model))
     if not reqs:
-        raise SystemExit("the model knows none of the scanned CounterFact facts; nothing to demonstrate")
+        raise SystemExit("the model knows none of the candidate CounterFact facts; nothing to demonstrate")
+    if len(reqs) < a.n:
+        print(f"(only {len(reqs)} known cases are available, not the {a.n} asked for)")
+    editor = Editor.for_model(model, objective=a.objective, distribute=not a.single, progress=not a.no_progress)
     before = snapshot(model, tok, reqs)
     with editor.applied(model, tok, reqs) as edit:
         after = snapshot(model, tok, reqs)

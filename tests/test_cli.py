@@ -158,3 +158,35 @@ def test_demo_no_progress_prints_nothing_to_stderr(capsys):
     demo.main(["--no-progress", "--n", "1"])
     out, err = capsys.readouterr()
     assert "written at layer(s) [1, 2, 3]" in out and err == ""  # no weight-loading bar, no warnings
+
+
+def test_demo_runs_without_the_data_folder(monkeypatch, capsys, tmp_path):
+    """The shipped model carries its demo cases, so `editkit demo` needs no ../shared/data."""
+    from editkit import demo
+
+    monkeypatch.setattr(demo, "DATA", tmp_path / "nonexistent")
+    result = demo.main(["--no-progress", "--n", "1", "--single"])
+    out, _ = capsys.readouterr()
+    assert len(result["requests"]) == 1 and "written at layer(s) [" in out
+    assert result["after"]["new"][0] > result["before"]["new"][0]  # the edit moved P(new)
+
+
+def test_demo_without_cases_or_data_names_the_fix(monkeypatch, tmp_path):
+    from editkit import demo
+
+    monkeypatch.setattr(demo, "DATA", tmp_path / "nonexistent")
+    monkeypatch.setattr(demo, "resolve", lambda name: str(tmp_path))  # a model folder with no demo_cases.json
+    with pytest.raises(SystemExit, match="EDITKIT_DATA"):
+        demo.candidate_requests("some-model")
+
+
+def test_shipped_demo_cases_are_the_known_cases_of_the_data(monkeypatch):
+    """demo_cases.json is what `--write-cases` selects from CounterFact for the shipped model."""
+    from editkit import demo
+    from editkit.models import ASSETS, TEACHING_MODEL
+
+    shipped = demo.candidate_requests(TEACHING_MODEL)
+    monkeypatch.setattr(demo, "resolve", lambda name: str(ASSETS / "no-such-model"))
+    model, tok = demo.load_model(TEACHING_MODEL)
+    fresh = demo.known_requests(model, tok, len(shipped), demo.candidate_requests(TEACHING_MODEL))
+    assert [r.model_dump() for r in fresh] == [r.model_dump() for r in shipped]

@@ -11,6 +11,7 @@ from editkit import Editor, load_model
 from editkit.demo import known_requests
 from editkit.config import StatsConfig
 from editkit.editor import HPARAMS
+from editkit.requests import EditRequest
 from editkit.models import ASSETS, TEACHING_MODEL
 from editkit.scoring import compare, target_logprob
 
@@ -82,7 +83,7 @@ def test_shipped_statistics_cover_the_default_layers(teach):
 def test_an_edit_flips_a_known_fact_with_shipped_defaults(teach, monkeypatch):
     model, tok = teach
     monkeypatch.setattr(stats_mod, "collect", lambda *a, **k: pytest.fail("the shipped statistics were not used"))
-    (req,) = known_requests(model, tok, 1, split="val")
+    (req,) = known_requests(model, tok, 1, [EditRequest.from_counterfact(r) for r in cases("val", 200)])
     before = snapshot(model)
     assert target_logprob(model, tok, [req.text], [req.target_new]) < target_logprob(model, tok, [req.text], [req.target_true])
     editor = Editor.for_model(model, objective="emmet", distribute=True, progress=False)
