@@ -131,3 +131,20 @@ def test_fact_rows_train_only_objects(small):
         assert keep.any() and torch.equal(labels[:-1][keep[:-1]], row[1:][keep[:-1]])
         words = tok.decode(labels[keep]).split(".")
         assert all(w.strip() in objects for w in words if w.strip())
+
+
+def test_saved_tokenizer_names_a_class_every_supported_transformers_loads(small, tmp_path):
+    """transformers 5 saves `TokenizersBackend`, a class 4.x lacks; editkit writes GPT2TokenizerFast."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from editkit.teaching.train import save_tokenizer
+
+    tok = train_tokenizer(small, vocab_size=512, wiki_chars=50_000)
+    save_tokenizer(tok, tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["tokenizer_class"] == "GPT2TokenizerFast"
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(" Paris is")["input_ids"] == tok(" Paris is")["input_ids"]
+    shipped = json.loads((TEACH_MODEL_DIR / "tokenizer_config.json").read_text())
+    assert shipped["tokenizer_class"] == "GPT2TokenizerFast"

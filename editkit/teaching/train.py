@@ -415,6 +415,16 @@ def _loss(model, batch, device, wiki_weight: float) -> tuple[torch.Tensor, float
     return fact + wiki_weight * wiki, fact.item() if (~is_wiki).any() else nan, wiki.item() if is_wiki.any() else nan
 
 
+def save_tokenizer(tok, out: Path) -> None:
+    """save_pretrained, naming a class every supported transformers knows: 5.x writes its generic
+    `TokenizersBackend`, which 4.x cannot load; `GPT2TokenizerFast` loads the same tokenizer.json in both."""
+    tok.save_pretrained(out)
+    cfg_path = Path(out) / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "GPT2TokenizerFast"
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+
 def train(args) -> Path:
     out = Path(args.out)
     ckpt = out / CHECKPOINT
@@ -456,7 +466,7 @@ def train(args) -> Path:
         tok = AutoTokenizer.from_pretrained(out)
     else:
         tok = train_tokenizer(corpus, vocab_size=cfg.vocab_size)
-        tok.save_pretrained(out)
+        save_tokenizer(tok, out)
         (out / "splits.json").write_text(json.dumps(corpus.splits_json(), indent=1))
     _check_tokenizer(tok)
 
