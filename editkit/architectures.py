@@ -119,8 +119,12 @@ def proj_module(model: nn.Module, layer: int) -> nn.Module:
 
 def read_weight(model: nn.Module, layer: int) -> torch.Tensor:
     """W of `layer` as a (d_out, d_in) view of the stored parameter (no copy)."""
-    w = proj_module(model, layer).weight
-    return w.T if architecture_of(model).transposed else w
+    return as_math(model, proj_module(model, layer).weight)
+
+
+def as_math(model: nn.Module, stored: torch.Tensor) -> torch.Tensor:
+    """A tensor stored like the model's edited weights, as (d_out, d_in) (a view)."""
+    return stored.T if architecture_of(model).transposed else stored
 
 
 def weight_param(model: nn.Module, layer: int) -> nn.Parameter:

@@ -5,10 +5,11 @@
     editkit eval  --dataset counterfact:val --n 200 [--edit my-edit] [--generation]
     editkit sweep --spec sweep.json --out results.jsonl --plots plots/ --table table.md
     editkit stats --layers 3,4,5 --n-tokens 100000
+    editkit list      (the registered objectives, strategies and transforms)
     editkit trace …   (editkit.trace.main)        editkit demo …   (editkit.demo.main)
 
 Common flags: --model (default: editkit-teach, the shipped teaching model), --objective,
---distribute, --layers, --hparam k=v (repeatable; any Editor keyword or objective
+--strategy (--distribute = --strategy spread), --layers, --hparam k=v (repeatable; any Editor keyword or objective
 hyperparameter), --seed, --no-progress. Results are printed as tables; progress goes to logging
 and tqdm.
 """
@@ -98,8 +99,9 @@ def _common(p: argparse.ArgumentParser, editing: bool = True) -> None:
     p.add_argument("--device", default=None, help="e.g. cuda, cpu (default: where the model loads)")
     p.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     if editing:
-        p.add_argument("--objective", default=None, help="rome, emmet, memit, alphaedit (default: emmet)")
-        p.add_argument("--distribute", action="store_true", help="spread the edit over the layers (MEMIT-style)")
+        p.add_argument("--objective", default=None, help="a registered objective (`editkit list`; default: emmet)")
+        p.add_argument("--strategy", default=None, help="a registered edit-distribution strategy (`editkit list`; default: single)")
+        p.add_argument("--distribute", action="store_true", help="the older spelling of --strategy spread (MEMIT-style)")
         p.add_argument("--layers", default=None, help="edited layers: 3,4,5 or 3-5 (default: the model's)")
         p.add_argument("--hparam", action="append", metavar="K=V", help="any Editor keyword or objective hyperparameter (repeatable)")
         p.add_argument("--no-shipped-hparams", action="store_true",
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=int)
     p.add_argument("--n", type=int, help="cases per run (at least the batch size)")
     p.add_argument("--objectives", help="comma-separated (default: rome,emmet,memit,alphaedit)")
-    p.add_argument("--strategies", help="comma-separated: single,spread")
+    p.add_argument("--strategies", help="comma-separated registered strategies, e.g. single,spread,pmet (`editkit list`)")
     p.add_argument("--batch-sizes", help="comma-separated, e.g. 1,16,64")
     p.add_argument("--grid", action="append", metavar="K=V1,V2", help="a swept hyperparameter (objective.key for one objective)")
     p.add_argument("--generation", action="store_true")
@@ -167,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_stats)
 
+    p = sub.add_parser("list", help="the registered objectives, strategies and transforms, with the code each follows")
+    p.set_defaults(func=cmd_list)
+
     for name in PASSTHROUGH:
         sub.add_parser(name, help=f"see `editkit {name} --help`", add_help=False)
     return ap
@@ -174,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- shared pieces
 def _setup(args) -> None:
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", None):
         import torch
 
@@ -195,13 +200,19 @@ def _load(args):
         raise SystemExit(f"cannot load model {args.model!r}: {e}") from None
 
 
+def _strategy(args) -> str:
+    if args.distribute and args.strategy not in (None, "spread"):
+        raise ValueError(f"--distribute means --strategy spread, but --strategy {args.strategy} was given: give one of them")
+    return args.strategy or ("spread" if args.distribute else "single")
+
+
 def _editor(args, model):
     from .sweep import make_editor
 
     kw = parse_pairs(args.hparam)
     if args.layers:
         kw["layers"] = parse_layers(args.layers)
-    return make_editor(model, args.objective or "emmet", args.distribute, not args.no_shipped_hparams,
+    return make_editor(model, args.objective or "emmet", _strategy(args), not args.no_shipped_hparams,
                        seed=args.seed, progress=not args.no_progress, **kw)
 
 
@@ -353,8 +364,8 @@ def sweep_spec(args):
         d["batch_sizes"] = [int(x) for x in args.batch_sizes.split(",")]
     if args.objective and not args.objectives:
         d["objectives"] = [args.objective]
-    if args.distribute and not args.strategies:
-        d["strategies"] = ["spread"]
+    if (args.distribute or args.strategy) and not args.strategies:
+        d["strategies"] = [_strategy(args)]
     fixed = dict(d.get("fixed", {}))
     fixed.update(parse_pairs(args.hparam))
     if args.layers:
@@ -392,6 +403,27 @@ def cmd_sweep(args) -> int:
 
 
 # ---------------------------------------------------------------- stats
+def registered() -> dict[str, dict[str, str]]:
+    """{kind: {name: reference}} of every plug-in registered in this installation."""
+    from .distribution import STRATEGIES
+    from .objectives import OBJECTIVES
+    from .transforms import TRANSFORMS
+
+    return {
+        "objectives": {n: OBJECTIVES.get(n).reference for n in OBJECTIVES.names()},
+        "strategies": {n: STRATEGIES.get(n).reference for n in STRATEGIES.names()},
+        "transforms": {n: TRANSFORMS.get(n).reference for n in TRANSFORMS.names()},
+    }
+
+
+def cmd_list(args) -> int:
+    for kind, entries in registered().items():
+        print(f"{kind}:")
+        for name, ref in entries.items():
+            print(f"  {name:<12} {ref}")
+    return 0
+
+
 def cmd_stats(args) -> int:
     import torch
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .context import as_groups
 from .distribution import STRATEGIES
 from .objectives import OBJECTIVES
+from .transforms import build as build_transform
 
 
 class _Strict(BaseModel):
@@ -34,6 +35,7 @@ class TargetConfig(_Strict):
     kl_factor: float = Field(0.0625, ge=0)  # weight of KL(edited ‖ unedited) at the fact token of `kl_prompt`
     weight_decay: float = Field(0.5, ge=0)  # weight of ‖δ‖ / ‖h‖² (v_weight_decay; the norm, not its square)
     early_stop: float = Field(5e-2, ge=0)  # stop once the whole loss falls below this
+    mpes_hits: int = Field(0, ge=0)  # MPES (ENCORE): stop a request once target_new was top-1 everywhere at this many checks (its |prob_cutoff|); 0: off
     serial: bool = False  # optimise requests one at a time (reference behaviour) instead of together
     path: Literal["fast", "full"] = "fast"  # "fast": blocks ≤ L once, then only blocks > L where δ reaches; "full": whole model every step
     delta_module: Literal["block", "mlp"] = "block"  # h: the output δ is measured against (MEMIT: block L, ROME: its MLP)
@@ -92,25 +94,55 @@ STATS_RECIPES = {"original": {"n_docs": 100_000, "max_len": None, "dtype": "floa
 
 class EditorConfig(_Strict):
     objective: str = "emmet"
-    distribute: bool = False
+    strategy: str = "single"  # a registered edit-distribution strategy (editkit.distribution): "single", "spread", "pmet", …
     layers: list[int] | None = None  # None: the model's default layers
     hparams: dict = Field(default_factory=dict)  # the objective's hyperparameters (alpha, mom2_weight, …)
     target: TargetConfig = Field(default_factory=TargetConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
+    transforms: list[str | dict] = Field(default_factory=list)  # post-edit transforms of ΔW by name ("rect", "prune", or {"name": "rect", "keep": 0.2}); editkit.transforms
     keep_edited_keys: bool = False  # earlier edits' keys join the preservation term K_p (AlphaEdit's cache_c; MEMIT, ROME, EMMET keep C0 only)
     constraint_key: Literal["average", "plain"] = "average"  # equality objectives: the key the constraint ΔW k = r holds at; "plain": the plain prompt's (ROME's compute_v), the direction C⁻¹k̄ still from the averaged key
     seed: int = 0
     progress: bool = True
 
-    @field_validator("distribute", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _distribute_is_a_switch(cls, v):
-        if isinstance(v, str):
+    def _distribute_is_an_alias(cls, data):
+        """distribute=True/False is the older spelling of strategy="spread"/"single"."""
+        if not isinstance(data, dict) or "distribute" not in data:
+            return data
+        data = dict(data)
+        d = data.pop("distribute")
+        if d is None:
+            return data
+        if not isinstance(d, bool):
             raise ValueError(
-                f"distribute={v!r}: distribute is a switch, True (the 'spread' strategy, MEMIT's) or False "
-                f"('single'); the registered strategies are {', '.join(STRATEGIES.names())}"
+                f"distribute={d!r}: distribute is a switch, True (the 'spread' strategy, MEMIT's) or False ('single'); "
+                f"to choose a strategy by name write strategy={d!r} (registered: {', '.join(STRATEGIES.names())})"
             )
+        alias = "spread" if d else "single"
+        if data.get("strategy") not in (None, alias):
+            raise ValueError(f"distribute={d} means strategy={alias!r}, but strategy={data['strategy']!r} was given: give one of them")
+        data["strategy"] = alias
+        return data
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        STRATEGIES.get(v)
         return v
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, v: list) -> list:
+        for t in v:
+            build_transform(t)  # unknown names and invalid settings fail here
+        return v
+
+    @property
+    def distribute(self) -> bool:
+        """Whether the strategy writes more than one layer (the older switch; "single" → False)."""
+        return self.strategy != "single"
 
     @field_validator("objective")
     @classmethod
@@ -118,20 +150,10 @@ class EditorConfig(_Strict):
         OBJECTIVES.get(v)
         return v
 
-    @property
-    def strategy(self) -> str:
-        return "spread" if self.distribute else "single"
-
     @model_validator(mode="after")
     def _valid_hparams(self) -> "EditorConfig":
-        STRATEGIES.get(self.strategy)
         entry = OBJECTIVES.get(self.objective)
         unknown = set(self.hparams) - set(entry.solver.Config.model_fields)
-        if "strategy" in unknown:
-            raise ValueError(
-                f"strategy={self.hparams['strategy']!r}: the strategy is chosen with distribute=True ('spread', MEMIT's) "
-                f"or distribute=False ('single'); registered strategies: {', '.join(STRATEGIES.names())}"
-            )
         if unknown:
             raise ValueError(
                 f"objective {self.objective!r} has no setting(s) {sorted(unknown)}; its hyperparameters "
@@ -157,7 +179,7 @@ def build_config(**kwargs) -> EditorConfig:
     (Editor(objective="memit", mom2_weight=1e4, steps=25, n_tokens=10**6)). Settings not given
     take the objective's reference conventions (its registration's `conventions`), then the
     config classes' defaults."""
-    top = {k: kwargs.pop(k) for k in list(kwargs) if k in EditorConfig.model_fields}
+    top = {k: kwargs.pop(k) for k in list(kwargs) if k in EditorConfig.model_fields or k == "distribute"}
     groups = {}
     for group, cls in _GROUPS.items():
         sub = top.get(group) or {}

@@ -44,6 +44,11 @@ class EditStateError(RuntimeError):
 _APPLIED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model → its applied edits, in order
 
 
+def applied_edits(model) -> list["Edit"]:
+    """The edits applied to `model` and not undone, oldest first."""
+    return list(_APPLIED.get(model, []))
+
+
 def _fingerprint(w: torch.Tensor) -> str:
     """A digest of a weight's bytes: tells whether anything wrote to it since the edit."""
     return hashlib.blake2b(w.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes(), digest_size=16).hexdigest()
@@ -168,7 +173,7 @@ class Edit:
         """A readable table: per update, ‖ΔW‖, its preservation cost, max/mean constraint error."""
         losses = self.info.get("target_losses") or []
         lines = [
-            f"edit: objective={self.config.get('objective')} strategy={'spread' if self.config.get('distribute') else 'single'} "
+            f"edit: objective={self.config.get('objective')} strategy={self.config.get('strategy') or ('spread' if self.config.get('distribute') else 'single')} "
             f"requests={len(self.requests)}"
             + (f" target loss mean {sum(losses) / len(losses):.4g} (max {max(losses):.4g})" if losses else ""),
             f"{'#':>3} {'layer':>5} {'n':>5} {'|dW|_F':>10} {'|dW|_C0':>10} {'max err':>10} {'mean err':>10}",
@@ -179,8 +184,12 @@ class Edit:
             lines.append("(errors are measured at the averaged keys; with constraint_key='plain' the constraint holds at each "
                          "plain prompt's key instead, as in ROME's code, so they need not be 0)")
         for j, u in enumerate(self.updates):
-            err = (u.delta @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
             pres = self.info.get("preservation", [None] * len(self.updates))[j]
+            if u.keys.shape[1] == 0:  # a post-edit transform's correction (editkit.transforms)
+                lines.append(f"{j:>3} {u.layer:>5} {'—':>5} {float(u.delta.norm()):>10.4g} "
+                             f"{(pres if pres is not None else float('nan')):>10.4g}   (transform: {', '.join(map(str, self.config.get('transforms') or []))})")
+                continue
+            err = (u.delta @ u.keys - u.residual).norm(dim=0) / u.values.norm(dim=0)
             lines.append(
                 f"{j:>3} {u.layer:>5} {u.keys.shape[1]:>5} {float(u.delta.norm()):>10.4g} "
                 f"{(pres if pres is not None else float('nan')):>10.4g} {float(err.max()):>10.3g} {float(err.mean()):>10.3g}"

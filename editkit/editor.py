@@ -5,7 +5,8 @@
              ─► strategy.run(model access, layers, Z, solve = objective(K, R, C0, K_p))
              ─► Edit (applied; undo() restores the weights bit for bit)
 
-`Editor(objective=…, distribute=…)` pairs any registered objective with either strategy.
+`Editor(objective=…, strategy=…)` pairs any registered objective with any registered strategy
+(`distribute=True/False` is the older spelling of strategy="spread"/"single").
 An objective registered `one_at_a_time` (ROME) gets the requests one by one, each edit on top of
 the previous. Any failure after the first write restores every weight before the error leaves.
 """
@@ -22,12 +23,12 @@ from typing import Iterable, Iterator
 
 import torch
 
-from .architectures import architecture_of, check_layers, num_layers
+from .architectures import architecture_of, as_math, check_layers, num_layers
 from .config import EditorConfig, build_config
 from .context import context_templates
-from .distribution import STRATEGIES
-from .edit import Edit
-from .keys import ModelAccess
+from .distribution import STRATEGIES, LayerUpdate
+from .edit import Edit, applied_edits
+from .keys import ModelAccess, add_delta
 from .linalg import NonFiniteError
 from .models import load_model, resolve
 from .objectives import OBJECTIVES, Preservation, preservation_cost
@@ -35,6 +36,7 @@ from .requests import EditRequest
 from .stats import layer_stats
 from .targets import compute_targets, frozen
 from .tokens import locate_subject, target_ids
+from .transforms import build as build_transform
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +71,27 @@ def shipped_hparams(model_or_path) -> dict | None:
 
 
 class Editor:
-    """Editor(objective="emmet", distribute=True, layers=[3, 4, 5], alpha=0.1, steps=20, …).
+    """Editor(objective="emmet", strategy="spread", layers=[3, 4, 5], alpha=0.1, steps=20, …).
 
     Keyword arguments go to the group that declares them (see editkit.config); the rest are the
     objective's hyperparameters, validated by its config class."""
 
-    def __init__(self, objective: str = "emmet", distribute: bool = False, config: EditorConfig | None = None, **kwargs):
-        self.config = config if config is not None else build_config(objective=objective, distribute=distribute, **kwargs)
+    def __init__(self, objective: str = "emmet", distribute: bool | None = None, config: EditorConfig | None = None, **kwargs):
+        if config is None:
+            config = build_config(objective=objective, **({} if distribute is None else {"distribute": distribute}), **kwargs)
+        self.config = config
         entry = OBJECTIVES.get(self.config.objective)
         self.reference = entry.reference
         self.objective = entry.build(**self.config.hparams)
         self.one_at_a_time = entry.one_at_a_time
         self.strategy = STRATEGIES.get(self.config.strategy)()
+        self.transforms = [build_transform(t) for t in self.config.transforms]
         self._history: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [Edit]
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {layer: Preservation}
         self._templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [str]
 
     @classmethod
-    def for_model(cls, model_or_path, objective: str = "emmet", distribute: bool = False, **overrides) -> "Editor":
+    def for_model(cls, model_or_path, objective: str = "emmet", distribute: bool | None = None, **overrides) -> "Editor":
         """An Editor with the hyperparameters a model ships in `hparams.json` beside its weights
         (layers; target and statistics settings; per-objective λ, α, …), the way ROME/MEMIT ship
         hparams per model. Keyword arguments override them."""
@@ -94,11 +99,13 @@ class Editor:
         if hp is None:
             raise FileNotFoundError(f"{_hparams_path(model_or_path)} does not exist: this model ships no default hyperparameters; pass them to Editor(...)")
         kwargs = {"layers": hp.get("layers"), **hp.get("target", {}), **hp.get("stats", {})}
-        pair = f"{objective}+{'spread' if distribute else 'single'}"
-        for key in (objective, pair):  # per objective, then per objective × strategy
+        strategy = build_config(objective=objective, **({} if distribute is None else {"distribute": distribute}),
+                                **{k: v for k, v in overrides.items() if k == "strategy"}).strategy
+        for key in (objective, f"{objective}+{strategy}"):  # per objective, then per objective × strategy
             kwargs.update(hp.get("objectives", {}).get(key, {}))
         kwargs.update(overrides)
-        return cls(objective=objective, distribute=distribute, **kwargs)
+        kwargs["strategy"] = strategy
+        return cls(objective=objective, **kwargs)
 
     def __repr__(self) -> str:
         return f"Editor(objective={self.config.objective!r}, strategy={self.config.strategy!r}, layers={self.config.layers})"
@@ -110,7 +117,7 @@ class Editor:
             model, tok = load_model(model)
         requests = self.validate(model, tok, requests)
         layers = self.layers(model)
-        written = layers if self.config.distribute else layers[-1:]
+        written = self.strategy.writes(layers)
         pres = self._preservation(model, tok, written)
         templates = self._context(model, tok)
         edit = Edit([], self.config.model_dump(mode="json"), [r.model_dump() for r in requests])
@@ -133,6 +140,8 @@ class Editor:
                     info["target_losses"] += tg.losses.tolist()
                     info["target_steps"] += tg.steps.tolist()
                     edit.updates += updates
+                if self.transforms:
+                    self._transform(model, edit, written, pres)
         except BaseException:
             edit._restore()
             raise
@@ -201,6 +210,30 @@ class Editor:
                 "larger lr or clamp_factor, or other layers may help", len(bad), len(took), bad,
                 [round(info["target_nll_initial"][-len(took) + i], 3) for i in bad], [round(info["target_nll"][-len(took) + i], 3) for i in bad],
             )
+
+    def _transform(self, model, edit: Edit, written: list[int], pres: dict[int, Preservation]) -> None:
+        """Post-edit transforms (editkit.transforms): per written layer, D' = transform(D, W, W0, C),
+        written as one more update D' − D without keys."""
+        earlier = [e for e in applied_edits(model) if e is not edit]
+        for layer in written:
+            mine = [u for u in edit.updates if u.layer == layer]
+            if not mine:
+                continue
+            D = torch.stack([u.delta for u in mine]).sum(0)  # (d_out, d_in)
+            W = as_math(model, edit._backup[layer]).to(torch.float64).cpu()
+            before = [e for e in earlier if layer in e._backup]
+            W0 = as_math(model, before[0]._backup[layer]).to(torch.float64).cpu() if before else W
+            raw = [u.delta for e in before for u in e.updates if u.layer == layer and u.keys.shape[1] > 0]
+            C = torch.stack(raw).sum(0) if raw else torch.zeros_like(D)
+            D2 = D
+            for t in self.transforms:
+                D2 = t(D2, W, W0, C)
+            fix = D2 - D
+            add_delta(model, layer, fix)
+            edit.updates.append(LayerUpdate(layer, D.new_zeros(D.shape[1], 0), D.new_zeros(D.shape[0], 0), D.new_zeros(D.shape[0], 0), fix))
+            edit.info["delta_norm"].append(float(fix.norm()))
+            edit.info["preservation"].append(float(torch.trace(fix @ pres[layer].C0 @ fix.T).clamp_min(0).sqrt()))
+            edit.info.setdefault("transformed", []).append({"layer": layer, "norm_before": float(D.norm()), "norm_after": float(D2.norm())})
 
     def _preservation(self, model, tok, layers: list[int]) -> dict[int, Preservation]:
         cache = self._stats.setdefault(model, {})

@@ -20,8 +20,9 @@ class UnknownNameError(KeyError, ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or kind + "s"
         self._entries: dict[str, T] = {}
 
     def register(self, name: str, entry: Any = None) -> Callable[[T], T] | T:
@@ -40,7 +41,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; known {self.plural}: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:

@@ -45,11 +45,11 @@ from .editor import HPARAMS, Editor
 from .evaluation import edit_metrics, evaluate
 from .evaluation.datasets import Dataset, load
 from .models import load_model, model_identity
+from .distribution import STRATEGIES
 from .objectives import OBJECTIVES
 
 log = logging.getLogger(__name__)
 
-STRATEGY_NAMES = {"single": False, "spread": True}
 _EDITOR_KEYS = set(EditorConfig.model_fields) | set(TargetConfig.model_fields) | set(StatsConfig.model_fields)
 _NOT_HASHED = {"progress", "cache_dir"}
 
@@ -95,9 +95,8 @@ class SweepSpec(BaseModel):
     @field_validator("strategies")
     @classmethod
     def _strategies(cls, v):
-        bad = [s for s in v if s not in STRATEGY_NAMES]
-        if bad:
-            raise ValueError(f"unknown strategies {bad}; use {sorted(STRATEGY_NAMES)}")
+        for s in v:
+            STRATEGIES.get(s)  # names the registered ones
         return v
 
     @field_validator("batch_sizes")
@@ -210,13 +209,13 @@ def _mean_dicts(ds: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------- running
-def make_editor(model, objective: str, distribute: bool, shipped_defaults: bool = True, **kwargs) -> Editor:
+def make_editor(model, objective: str, strategy: str, shipped_defaults: bool = True, **kwargs) -> Editor:
     """Editor.for_model (the model's hparams.json, overridden by kwargs) when the model's folder
     ships one and `shipped_defaults`, else a plain Editor with kwargs."""
     folder = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
     if shipped_defaults and folder and (Path(folder) / HPARAMS).is_file():
-        return Editor.for_model(model, objective=objective, distribute=distribute, **kwargs)
-    return Editor(objective=objective, distribute=distribute, **kwargs)
+        return Editor.for_model(model, objective=objective, strategy=strategy, **kwargs)
+    return Editor(objective=objective, strategy=strategy, **kwargs)
 
 
 class TargetCache:
@@ -352,7 +351,7 @@ class Sweeper:
 
     def editor(self, run: dict) -> Editor:
         kw = {**run["kwargs"], "seed": self.spec.seed, "progress": False}
-        return make_editor(self.model, run["objective"], STRATEGY_NAMES[run["strategy"]], self.spec.shipped_defaults, **kw)
+        return make_editor(self.model, run["objective"], run["strategy"], self.spec.shipped_defaults, **kw)
 
     def run_fields(self, run: dict, editor: Editor) -> dict:
         N = self.spec.cases(run["batch_size"])

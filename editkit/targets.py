@@ -8,7 +8,9 @@ MEMIT's `compute_z` and ROME's `compute_v` do:
                                                                              template of every group)
            + kl_factor · KL(p_δ ‖ p_0) of the next token at the edit token of "{subject} is a"
            + weight_decay · ‖δ_i‖ / ‖h_i‖²                                   (the norm, not its square)
-    after each step ‖δ_i‖ ≤ clamp_factor · ‖h_i‖;  request i stops once loss_i < early_stop
+    after each step ‖δ_i‖ ≤ clamp_factor · ‖h_i‖;  request i stops once loss_i < early_stop, or
+    (MPES, `mpes_hits` = k > 0; ENCORE) once target_new has been the top-1 token at every target
+    position of its prefixed rows at k iterations, checked before each step
     target z_i = H_i + δ_i   (d,)   H_i: block L's output at the edit token of the plain prompt
 
 h_i is what δ is measured against (`delta_module`): block L's output (MEMIT: δ is added to the
@@ -541,6 +543,14 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
     run = _pass(model, layer, b, cfg)
     mlp_ref = _mlp_outputs(model, tok, requests, layer, cfg.fact_token).to(dev) if cfg.delta_module == "mlp" else None  # (n, d)
     state: dict = {}
+    # MPES checks the rows with a context prefix (ENCORE's compute_z skips the plain prompt's row),
+    # or every row of a request that has no prefixed one
+    plain = torch.zeros(b.ids.shape[0], dtype=torch.bool, device=dev)
+    plain[b.plain_row] = True
+    checked = ~plain[b.read_b[:n_tok]]
+    has_checked = torch.zeros(n, device=dev).index_add(0, tok_owner, checked.float()) > 0
+    checked |= ~has_checked[tok_owner]
+    hits = torch.zeros(n, dtype=torch.long, device=dev)
 
     def losses():
         hid = run(delta)  # (P, d); the first call sets run.h0
@@ -556,6 +566,9 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
         wd = delta.float().norm(dim=-1) / state["h_norm"].pow(2)
         state["nll"] = nll.detach()
         state.setdefault("nll0", nll.detach())
+        if cfg.mpes_hits:  # MPES: is target_new the top-1 token at every checked target position?
+            miss = (logp[:n_tok].argmax(-1) != b.y) & checked
+            state["top1"] = torch.zeros(n, device=dev).index_add(0, tok_owner, miss.float()) == 0
         return nll + cfg.kl_factor * kl + cfg.weight_decay * wd
 
     # Adam, element-wise, with a per-request active mask (finished requests stop moving)
@@ -569,6 +582,9 @@ def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targ
             loss = losses()
             last_loss = loss.detach()
             active &= last_loss >= cfg.early_stop
+            if cfg.mpes_hits:  # counted over iterations, not necessarily consecutive (as ENCORE's counter)
+                hits += (state["top1"] & active).long()
+                active &= hits < cfg.mpes_hits
             if it == cfg.steps - 1 or not active.any():
                 break
             delta.grad = None

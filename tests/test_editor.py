@@ -289,7 +289,7 @@ def test_layers_out_of_range(tok, cache):
 
 
 def test_unknown_objective_and_hyperparameter():
-    with pytest.raises(ValueError, match="known objectives: alphaedit, emmet, memit, rome"):
+    with pytest.raises(ValueError, match="known objectives: alphaedit, emmet, encore, memit, rome"):
         Editor(objective="grace")
     with pytest.raises(ValueError, match="no setting"):
         Editor(objective="memit", alpha=0.1)
@@ -349,10 +349,14 @@ def test_non_finite_hyperparameters_and_a_strategy_name_for_distribute_are_refus
             Editor(objective="emmet", alpha=bad_value)
         with pytest.raises(ValueError, match="finite"):
             Editor(objective="memit", clamp_factor=bad_value)
-    with pytest.raises(ValueError, match="distribute is a switch.*single, spread"):
+    with pytest.raises(ValueError, match="distribute is a switch.*strategy='spread'.*pmet, single, spread"):
         Editor(objective="memit", distribute="spread")
-    with pytest.raises(ValueError, match="chosen with distribute=True"):
-        Editor(objective="memit", strategy="spread")
+    with pytest.raises(ValueError, match="known strategies: pmet, single, spread"):
+        Editor(objective="memit", strategy="spraed")
+    with pytest.raises(ValueError, match="distribute=True means strategy='spread'"):
+        Editor(objective="memit", distribute=True, strategy="pmet")
+    assert Editor(objective="memit", strategy="spread").config == Editor(objective="memit", distribute=True).config
+    assert Editor(objective="memit").config.strategy == "single" and not Editor(objective="memit").config.distribute
 
 
 def test_an_edit_for_a_layer_the_model_lacks_names_the_layer_count(tok, cache):

@@ -142,11 +142,11 @@ def test_make_editor_starts_from_shipped_hparams(tmp_path):
     tiny("gpt2").save_pretrained(tmp_path)
     tokenizer().save_pretrained(tmp_path)
     model, _ = load_model(str(tmp_path))
-    assert make_editor(model, "emmet", False).config.layers is None  # no hparams.json: plain defaults
+    assert make_editor(model, "emmet", "single").config.layers is None  # no hparams.json: plain defaults
     (tmp_path / "hparams.json").write_text(json.dumps({"layers": [1, 2], "target": {"steps": 7}, "objectives": {"emmet": {"alpha": 0.3}}}))
-    ed = make_editor(model, "emmet", True, steps=5)
+    ed = make_editor(model, "emmet", "spread", steps=5)
     assert ed.config.layers == [1, 2] and ed.config.hparams["alpha"] == 0.3 and ed.config.target.steps == 5
-    assert make_editor(model, "emmet", True, shipped_defaults=False).config.layers is None
+    assert make_editor(model, "emmet", "spread", shipped_defaults=False).config.layers is None
 
 
 def test_sweep_with_generation_metrics(tok, fast, tmp_path, monkeypatch):

@@ -50,10 +50,16 @@ class LayerUpdate:
 
 class Strategy(ABC):
     name = ""
+    reference = ""  # the paper/code whose rule this is
+
+    def writes(self, layers: list[int]) -> list[int]:
+        """The layers whose W this strategy changes, given the configured `layers`
+        (their last one holds the targets Z). Default: all of them."""
+        return list(layers)
 
     @abstractmethod
     def run(self, access: LayerAccess, layers: list[int], Z: torch.Tensor, solve: SolveFn) -> list[LayerUpdate]:
         """Write the edit into `access`, layer by layer; return what each layer received."""
 
 
-STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", "strategies")

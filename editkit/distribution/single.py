@@ -17,6 +17,10 @@ from .spread import Spread
 @STRATEGIES.register("single")
 class Single(Spread):
     name = "single"
+    reference = "kmeng01/rome (one layer); EMMET's single-layer runs"
+
+    def writes(self, layers: list[int]) -> list[int]:
+        return list(layers[-1:])
 
     def run(self, access: LayerAccess, layers: list[int], Z: torch.Tensor, solve: SolveFn) -> list[LayerUpdate]:
         return super().run(access, layers[-1:], Z, solve)

@@ -60,16 +60,18 @@ class Preservation:
     def d_in(self) -> int:
         return self.C0.shape[0]
 
-    def weighted(self, lam: float) -> torch.Tensor:
-        """λ C0 + Kp Kpᵀ  (d_in, d_in)."""
+    def weighted(self, lam: float, norm: float = 0.0) -> torch.Tensor:
+        """λ C0 + λ_n I + Kp Kpᵀ  (d_in, d_in); λ_n (`norm`) is ENCORE's norm constraint, 0 elsewhere."""
         C = lam * self.C0
+        if norm:
+            C = C + norm * torch.eye(self.d_in, dtype=C.dtype, device=C.device)
         return C if self.Kp is None else C + self.Kp @ self.Kp.T
 
-    def cholesky(self, lam: float, what: str, remedy: str) -> torch.Tensor:
-        """Cached lower Cholesky factor of λ C0 + Kp Kpᵀ."""
-        key = ("chol", float(lam))
+    def cholesky(self, lam: float, what: str, remedy: str, norm: float = 0.0) -> torch.Tensor:
+        """Cached lower Cholesky factor of λ C0 + λ_n I + Kp Kpᵀ."""
+        key = ("chol", float(lam)) + ((float(norm),) if norm else ())
         if key not in self._cache:
-            self._cache[key] = cholesky(self.weighted(lam), what, remedy)
+            self._cache[key] = cholesky(self.weighted(lam, norm), what, remedy)
         return self._cache[key]
 
     def eigh(self) -> tuple[torch.Tensor, torch.Tensor]:

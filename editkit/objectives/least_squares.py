@@ -1,7 +1,8 @@
 """Least-squares objective: MEMIT.
 
-    minimise  λ tr(ΔW C0 ΔWᵀ) + ‖Kp‖-term + ‖(W + ΔW) K − V‖²
-    A  = λ C0 + Kp Kpᵀ                      (d_in, d_in)  preservation (earlier edits' keys in Kp)
+    minimise  λ tr(ΔW C0 ΔWᵀ) + λ_n ‖ΔW‖²_F + ‖ΔW Kp‖² + ‖(W + ΔW) K − V‖²
+    A  = λ C0 + λ_n I + Kp Kpᵀ              (d_in, d_in)  preservation (earlier edits' keys in Kp;
+                                                          λ_n = norm_weight, 0 for MEMIT, ENCORE's norm constraint)
     ΔW = R Kᵀ (A + K Kᵀ)⁻¹                  (d_out, d_in)
 
 Which form is solved:
@@ -31,6 +32,7 @@ REMEDY = (
 
 class LeastSquaresConfig(ObjectiveConfig):
     mom2_weight: float = Field(1.0, ge=0)  # λ
+    norm_weight: float = Field(0.0, ge=0)  # λ_n: the Frobenius-norm penalty on ΔW (ENCORE's update_norm_lambda)
 
 
 @register(
@@ -43,12 +45,12 @@ class LeastSquares(Objective):
     name = "least_squares"
 
     def solve(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation) -> torch.Tensor:
-        lam = self.config.mom2_weight
+        lam, norm = self.config.mom2_weight, self.config.norm_weight
         n, d_in = K.shape[1], K.shape[0]
-        if 2 * n < d_in and (lam > 0 or pres.Kp is not None):
-            L = pres.cholesky(lam, "λC0 + KpKpᵀ", REMEDY)
+        if 2 * n < d_in and (lam > 0 or norm > 0 or pres.Kp is not None):
+            L = pres.cholesky(lam, "λC0 + λ_n I + KpKpᵀ", REMEDY, norm)
             AinvK = torch.cholesky_solve(K, L)  # (d_in, n)
             S = torch.eye(n, dtype=K.dtype) + K.T @ AinvK  # (n, n)
             return right_solve(R, S, "I + KᵀA⁻¹K", REMEDY) @ AinvK.T
-        A = pres.weighted(lam) + K @ K.T  # (d_in, d_in)
-        return right_solve(R @ K.T, A, "λC0 + KpKpᵀ + KKᵀ", REMEDY)
+        A = pres.weighted(lam, norm) + K @ K.T  # (d_in, d_in)
+        return right_solve(R @ K.T, A, "λC0 + λ_n I + KpKpᵀ + KKᵀ", REMEDY)
