@@ -90,8 +90,10 @@ def at_plain(model, tok, req, module, inputs: bool) -> torch.Tensor:
     return _grab(module, tok(text)["input_ids"], subject_last(tok, req["prompt"], req["subject"]), model, inputs)
 
 
-def target(model, tok, req, layer, groups, steps, lr, clamp, wd, kl_factor, at="block") -> tuple[torch.Tensor, torch.Tensor]:
-    """(h0 + δ, h0): h0 the block (or MLP) output of `layer` at the plain prompt's subject."""
+def target(model, tok, req, layer, groups, steps, lr, clamp, wd, kl_factor, at="block", mpes=0, taken=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h0 + δ, h0): h0 the block (or MLP) output of `layer` at the plain prompt's subject.
+    mpes = k > 0: ENCORE's most-probable early stopping, counted on the rows after the first
+    (the plain prompt's); `taken` (a list) receives the number of Adam steps made."""
     t_ids = tok(" " + req["target_new"].lstrip())["input_ids"]
     prompts = [t.replace("{}", req["prompt"]) + tok.decode(t_ids[:-1]) for g in groups for t in g] + ["{} is a"]
     rows = [tok(p.replace("{}", req["subject"]))["input_ids"] for p in prompts]
@@ -134,14 +136,21 @@ def target(model, tok, req, layer, groups, steps, lr, clamp, wd, kl_factor, at="
             state["kl0"] = kl_lp.detach().clone()
         kl = (kl_lp.exp() * (kl_lp - state["kl0"])).sum()
         loss = torch.stack(nll).mean() + kl_factor * kl + wd * delta.norm() / state["h0"].norm() ** 2
-        if loss.item() < 5e-2 or it == steps - 1:
+        if mpes:
+            checked = range(1, len(rows) - 1) if len(rows) > 2 else range(0, 1)
+            top1 = all(logp[r, len(rows[r]) - len(t_ids) + j].argmax().item() == t for r in checked for j, t in enumerate(t_ids))
+            state["hits"] = state.get("hits", 0) + int(top1)
+        if loss.item() < 5e-2 or it == steps - 1 or (mpes and state["hits"] >= mpes):
             break
         loss.backward()
         opt.step()
+        state["steps"] = state.get("steps", 0) + 1
         with torch.no_grad():
             cap = clamp * state["h0"].norm()
             if delta.norm() > cap:
                 delta.mul_(cap / delta.norm())
+    if taken is not None:
+        taken.append(state.get("steps", 0))
     return (state["h0"] + delta.detach()).double(), state["h0"].double()
 
 
