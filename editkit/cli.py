@@ -5,6 +5,7 @@
     editkit eval  --dataset counterfact:val --n 200 [--edit my-edit] [--generation]
     editkit sweep --spec sweep.json --out results.jsonl --plots plots/ --table table.md
     editkit stats --layers 3,4,5 --n-tokens 100000
+    editkit sequential --objective encore --batches 20 --batch-size 100 --out runs/encore
     editkit list      (the registered objectives, strategies and transforms)
     editkit trace …   (editkit.trace.main)        editkit demo …   (editkit.demo.main)
 
@@ -168,6 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-dtype", default=None, choices=["float32", "float64"])
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("sequential", help="T batches of b edits applied cumulatively, with degradation measured (resumable)")
+    _common(p)
+    p.add_argument("--dataset", default="counterfact:train")
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--every", type=int, default=5, help="measure every this many batches")
+    p.add_argument("--n-other", type=int, default=200, help="never-edited known facts tracked")
+    p.add_argument("--transform", action="append", help="a registered post-edit transform (repeatable): rect, prune")
+    p.add_argument("--out", help="run folder (spec.json, records.jsonl, edits/); rerun to resume")
+    p.add_argument("--report", nargs="+", metavar="RUN", help="only report these run folders")
+    p.add_argument("--plots", metavar="DIR")
+    p.add_argument("--table", metavar="MD")
+    p.set_defaults(func=cmd_sequential)
 
     p = sub.add_parser("list", help="the registered objectives, strategies and transforms, with the code each follows")
     p.set_defaults(func=cmd_list)
@@ -403,6 +419,34 @@ def cmd_sweep(args) -> int:
 
 
 # ---------------------------------------------------------------- stats
+def cmd_sequential(args) -> int:
+    from .sequential import SequentialSpec, plot, read_runs, run_sequential, table
+
+    folders = args.report or []
+    if not args.report:
+        if not args.out:
+            raise ValueError("--out is required (the run folder; rerun with the same flags to resume)")
+        fixed = parse_pairs(args.hparam)
+        if args.layers:
+            fixed["layers"] = parse_layers(args.layers)
+        spec = SequentialSpec(model=args.model, dataset=args.dataset, start=args.start, objective=args.objective or "memit",
+                              strategy=_strategy(args) if (args.strategy or args.distribute) else ("single" if args.objective == "rome" else "spread"),
+                              transforms=args.transform or [], fixed={"seed": args.seed, **fixed}, batch_size=args.batch_size,
+                              n_batches=args.batches, every=args.every, n_other=args.n_other,
+                              shipped_defaults=not args.no_shipped_hparams)
+        model, tok = _load(args)
+        run_sequential(spec, args.out, model, tok, progress=not args.no_progress)
+        folders = [args.out]
+    runs = read_runs(folders)
+    text = table(runs)
+    print(text)
+    if args.table:
+        Path(args.table).write_text(text + "\n")
+    if args.plots:
+        plot(runs, args.plots)
+    return 0
+
+
 def registered() -> dict[str, dict[str, str]]:
     """{kind: {name: reference}} of every plug-in registered in this installation."""
     from .distribution import STRATEGIES

@@ -160,6 +160,15 @@ class Editor:
             if edit.applied:
                 edit.undo(force=True)
 
+    def prepare(self, model, tok) -> "Editor":
+        """Compute now what the editor otherwise computes at its first edit of `model` and keeps:
+        the context templates and the key statistics of the layers it writes. Call it before
+        re-applying saved edits to resume a sequence, so both come from the unedited model as
+        they did in the uninterrupted run."""
+        self._preservation(model, tok, self.strategy.writes(self.layers(model)))
+        self._context(model, tok)
+        return self
+
     def layers(self, model) -> list[int]:
         layers = list(self.config.layers) if self.config.layers is not None else default_layers(model)
         check_layers(model, layers)
@@ -256,7 +265,7 @@ class Editor:
     def _earlier_keys(self, model, layer: int, current: Edit) -> torch.Tensor | None:
         if not self.config.keep_edited_keys:
             return None
-        ks = [u.keys for e in self._history.get(model, []) if e.applied for u in e.updates if u.layer == layer]
+        ks = [u.keys for e in applied_edits(model) if e is not current for u in e.updates if u.layer == layer]  # any editor's, saved ones re-applied too
         ks += [u.keys for u in current.updates if u.layer == layer]
         return torch.cat(ks, dim=1) if ks else None
 

@@ -72,11 +72,12 @@ def load_counterfact(data_dir: str | Path, splits: tuple[str, ...] = ("train", "
 _DOC_OPEN = re.compile(r"<doc[^>]*>")
 
 
-def load_wikipedia(data_dir: str | Path, max_chars: int | None = None) -> list[str]:
-    """Plain article texts from the WikiExtractor files (tags and the title line stripped)."""
+def load_wikipedia(data_dir: str | Path, max_chars: int | None = None, from_end: bool = False) -> list[str]:
+    """Plain article texts from the WikiExtractor files (tags and the title line stripped);
+    from_end: starting with the last file, far from the text training reads first."""
     if max_chars is not None and max_chars <= 0:
         return []
-    files = sorted((Path(data_dir) / "wikipedia").glob("wiki_*"))
+    files = sorted((Path(data_dir) / "wikipedia").glob("wiki_*"), reverse=from_end)
     docs: list[str] = []
     total = 0
     for path in files:
