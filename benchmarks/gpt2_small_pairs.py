@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-from editkit import Edit, EditRequest, Editor
+from editkit import Edit, Editor, EditRequest
 from editkit.scoring import target_logprob
 from editkit.stats import DATA
 

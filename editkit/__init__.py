@@ -4,13 +4,12 @@ import logging
 
 from .config import EditorConfig, StatsConfig, TargetConfig
 from .distribution import STRATEGIES
-from .objectives import OBJECTIVES
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
-
 from .edit import Edit
 from .editor import Editor
 from .models import load_model
+from .objectives import OBJECTIVES
 from .requests import EditRequest
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["OBJECTIVES", "STRATEGIES", "Edit", "EditRequest", "Editor", "EditorConfig", "StatsConfig", "TargetConfig", "load_model"]

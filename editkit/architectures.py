@@ -142,3 +142,15 @@ def check_layers(model: nn.Module, layers: list[int]) -> None:
         )
     if sorted(set(layers)) != list(layers):
         raise ValueError(f"layers {layers} must be strictly increasing and without repeats.")
+
+
+def device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def add_delta(model, layer: int, delta: torch.Tensor) -> None:
+    """W ← W + ΔW in the model's own dtype and orientation (the one place an edit is written)."""
+    p = weight_param(model, layer)
+    d = delta.T if architecture_of(model).transposed else delta
+    p.add_(d.to(device=p.device, dtype=p.dtype))

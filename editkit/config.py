@@ -99,9 +99,12 @@ class EditorConfig(_Strict):
     hparams: dict = Field(default_factory=dict)  # the objective's hyperparameters (alpha, mom2_weight, …)
     target: TargetConfig = Field(default_factory=TargetConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
-    transforms: list[str | dict] = Field(default_factory=list)  # post-edit transforms of ΔW by name ("rect", "prune", or {"name": "rect", "keep": 0.2}); editkit.transforms
+    # post-edit transforms of ΔW by name ("rect", "prune", or {"name": "rect", "keep": 0.2}); editkit.transforms
+    transforms: list[str | dict] = Field(default_factory=list)
     keep_edited_keys: bool = False  # earlier edits' keys join the preservation term K_p (AlphaEdit's cache_c; MEMIT, ROME, EMMET keep C0 only)
-    constraint_key: Literal["average", "plain"] = "average"  # equality objectives: the key the constraint ΔW k = r holds at; "plain": the plain prompt's (ROME's compute_v), the direction C⁻¹k̄ still from the averaged key
+    # equality objectives: the key the constraint ΔW k = r holds at; "plain": the plain prompt's
+    # (ROME's compute_v), the direction C⁻¹k̄ still from the averaged key
+    constraint_key: Literal["average", "plain"] = "average"
     seed: int = 0
     progress: bool = True
 

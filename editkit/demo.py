@@ -1,6 +1,6 @@
 """The main job, offline: edit editkit's teaching model and show what moved and what did not.
 
-    python -m editkit.demo [--objective emmet] [--single] [--n 3] [--model editkit-teach]
+    python -m editkit.demo [--objective emmet] [--strategy spread|single|pmet] [--n 3] [--model editkit-teach]
 
 For a few CounterFact requests whose true object the model knows, prints the prompt's top
 prediction and P(target_new) / P(target_true) before and after the edit, and the same for a
@@ -92,8 +92,9 @@ def snapshot(model, tok, reqs: list[EditRequest]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="editkit demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=TEACHING_MODEL)
-    ap.add_argument("--objective", default="emmet", help="rome, emmet, memit or alphaedit")
-    ap.add_argument("--single", action="store_true", help="edit one layer instead of spreading over the default layers")
+    ap.add_argument("--objective", default="emmet", help="a registered objective (`editkit list`): rome, emmet, memit, alphaedit, encore, …")
+    ap.add_argument("--strategy", default=None, help="a registered strategy (`editkit list`; default: spread)")
+    ap.add_argument("--single", action="store_true", help="the same as --strategy single: edit one layer")
     ap.add_argument("--n", type=int, default=3, help="number of requests, edited together in one batch")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--write-cases", action="store_true", help=f"store the model's demo cases in its folder ({DEMO_CASES}; needs the data folder) and stop")
@@ -110,7 +111,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("the model knows none of the candidate CounterFact facts; nothing to demonstrate")
     if len(reqs) < a.n:
         print(f"(only {len(reqs)} known cases are available, not the {a.n} asked for)")
-    editor = Editor.for_model(model, objective=a.objective, distribute=not a.single, progress=not a.no_progress)
+    if a.single and a.strategy not in (None, "single"):
+        raise SystemExit(f"--single means --strategy single, but --strategy {a.strategy} was given: give one of them")
+    strategy = a.strategy or ("single" if a.single else "spread")
+    editor = Editor.for_model(model, objective=a.objective, strategy=strategy, progress=not a.no_progress)
     before = snapshot(model, tok, reqs)
     with editor.applied(model, tok, reqs) as edit:
         after = snapshot(model, tok, reqs)

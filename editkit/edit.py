@@ -31,9 +31,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .architectures import architecture_of, check_layers, weight_param
+from .architectures import add_delta, architecture_of, check_layers, weight_param
 from .distribution import LayerUpdate
-from .keys import add_delta
 from .linalg import check_finite
 
 
@@ -173,7 +172,8 @@ class Edit:
         """A readable table: per update, ‖ΔW‖, its preservation cost, max/mean constraint error."""
         losses = self.info.get("target_losses") or []
         lines = [
-            f"edit: objective={self.config.get('objective')} strategy={self.config.get('strategy') or ('spread' if self.config.get('distribute') else 'single')} "
+            f"edit: objective={self.config.get('objective')} "
+            f"strategy={self.config.get('strategy') or ('spread' if self.config.get('distribute') else 'single')} "
             f"requests={len(self.requests)}"
             + (f" target loss mean {sum(losses) / len(losses):.4g} (max {max(losses):.4g})" if losses else ""),
             f"{'#':>3} {'layer':>5} {'n':>5} {'|dW|_F':>10} {'|dW|_C0':>10} {'max err':>10} {'mean err':>10}",

@@ -23,18 +23,19 @@ from typing import Iterable, Iterator
 
 import torch
 
-from .architectures import architecture_of, as_math, check_layers, num_layers
+from .architectures import add_delta, architecture_of, as_math, check_layers, num_layers
 from .config import EditorConfig, build_config
 from .context import context_templates
 from .distribution import STRATEGIES, LayerUpdate
 from .edit import Edit, applied_edits
-from .keys import ModelAccess, add_delta
+from .hooks import frozen
+from .keys import ModelAccess
 from .linalg import NonFiniteError
 from .models import load_model, resolve
 from .objectives import OBJECTIVES, Preservation, preservation_cost
 from .requests import EditRequest
 from .stats import layer_stats
-from .targets import compute_targets, frozen
+from .targets import compute_targets
 from .tokens import locate_subject, target_ids
 from .transforms import build as build_transform
 

@@ -2,6 +2,11 @@
 
     with hooks((module, fn), ...):  model(...)        # fn(module, inputs, output) → output | None
     with stop_after(module): model(...)               # the forward pass ends once `module` ran
+    with swapped(model, {"transformer.h.3": m}): …     # submodules replaced, originals put back
+    with frozen(model): …                             # no gradients, eval mode; both restored
+    StandIn(original, give)                           # a block that hands back give(hidden_in)
+
+Every helper that changes a model's state for a while lives here, and restores it in `finally`.
 """
 
 from __future__ import annotations
@@ -60,3 +65,54 @@ def replace_hidden(output, hidden: torch.Tensor):
     if isinstance(output, list):
         return [hidden, *output[1:]]
     return hidden
+
+
+@contextmanager
+def frozen(model):
+    """Parameters need no gradient and dropout is off while δ is optimised; restored after."""
+    flags = [p.requires_grad for p in model.parameters()]
+    training = model.training
+    try:
+        model.requires_grad_(False)
+        model.eval()
+        yield
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+        model.train(training)
+
+
+@contextmanager
+def swapped(model: nn.Module, stand_ins: dict[str, nn.Module]) -> Iterator[None]:
+    """The submodule at each dotted path ("transformer.h.3", "model.layers.7.mlp") is replaced by
+    its stand-in inside the block; the originals are put back in `finally`, also on exceptions."""
+    done: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        for path, new in stand_ins.items():
+            parent_path, _, name = path.rpartition(".")
+            parent = model.get_submodule(parent_path)
+            done.append((parent, name, getattr(parent, name)))
+            setattr(parent, name, new)
+        yield
+    finally:
+        for parent, name, original in reversed(done):
+            setattr(parent, name, original)
+
+
+class StandIn(nn.Module):
+    """Takes the place of block i ≤ L during the fast path: returns `give(hidden_in)`.
+    Attributes the model's loop may read from a block (e.g. `attention_type`) come from the original."""
+
+    def __init__(self, original: nn.Module, give: Callable[[torch.Tensor], object]):
+        super().__init__()
+        self.__dict__["_original"] = original  # a plain attribute, not a submodule
+        self.__dict__["_give"] = give
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return self._give(hidden_states)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.__dict__["_original"], name)

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .architectures import architecture_of, module, read_weight, weight_param
+from .architectures import add_delta, architecture_of, device_of, module, read_weight
 from .context import flatten
-from .hooks import hidden_of, hooks, replace_hidden, stop_after
+from .hooks import StandIn, hidden_of, hooks, replace_hidden, stop_after, swapped
 from .requests import EditRequest
 from .tokens import edit_position, encode_batch
 
@@ -66,10 +66,6 @@ def locate(tok, requests: list[EditRequest], templates: list[str], fact_token: s
             index.append(at)
             owner.append(i)
     return Located(texts, index, owner)
-
-
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -178,7 +174,11 @@ class ModelAccess:
         """Identity and version of every parameter outside blocks c … top (what X_c depends on)."""
         blocks = self.arch.blocks + "."
         above = {f"{blocks}{i}." for i in range(c, len(module(self.model, self.arch.blocks)))}
-        return tuple((n, p.data_ptr(), p._version) for n, p in self.model.named_parameters() if not (n.startswith(blocks) and any(n.startswith(a) for a in above)))
+        return tuple(
+            (n, p.data_ptr(), p._version)
+            for n, p in self.model.named_parameters()
+            if not (n.startswith(blocks) and any(n.startswith(a) for a in above))
+        )
 
     def _make_batches(self) -> list[_Batch]:
         """Batches as `read_at` makes them; S_t = min(longest token prefix common to all rows of
@@ -213,7 +213,6 @@ class ModelAccess:
         """(len(texts), d_in) as `read_at(..., proj, read_input=True)`, running blocks c … layer
         from each batch's cached input of block c where it is valid; the input of block `layer`
         becomes the new cache (within `cache_bytes`)."""
-        from .targets import _StandIn, swapped  # (targets imports this module)
 
         if self._batches is None:
             self._batches = self._make_batches()
@@ -244,7 +243,7 @@ class ModelAccess:
                 self._template = output
 
             X = replace_hidden(self._template, b.unpacked(self._prefix[c])) if c else None  # what blocks 0 … c − 1 hand on
-            stand_ins = {f"{self.arch.blocks}.{i}": _StandIn(blocks[i], lambda _h, X=X: X) for i in range(c)}
+            stand_ins = {f"{self.arch.blocks}.{i}": StandIn(blocks[i], lambda _h, X=X: X) for i in range(c)}
             with swapped(self.model, stand_ins):
                 below = module(self.model, self.arch.blocks)[layer - 1]
                 with hooks((proj, grab_key), (below, grab_input)), stop_after(proj):
@@ -281,12 +280,3 @@ class ModelAccess:
             if b.c > layer:
                 b.X, b.c, b.sign = None, 0, ()
         self._prefix = {c: p for c, p in self._prefix.items() if c <= layer}
-
-
-
-@torch.no_grad()
-def add_delta(model, layer: int, delta: torch.Tensor) -> None:
-    """W ← W + ΔW in the model's own dtype and orientation (the one place an edit is written)."""
-    p = weight_param(model, layer)
-    d = delta.T if architecture_of(model).transposed else delta
-    p.add_(d.to(device=p.device, dtype=p.dtype))

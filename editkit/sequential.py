@@ -16,7 +16,8 @@ unedited model prefers on the prompt (a known fact being changed), in data order
 
 Resumable: `out/` holds spec.json (refused if another spec is given), records.jsonl (one line per
 checkpoint) and edits/<t>/ (each batch's Edit, safetensors + JSON); a restart re-applies the saved
-edits, checks that the model then carries exactly what was recorded, and goes on.
+edits and goes on. A batch that cannot be written any more (the model has collapsed: δ no longer
+moves any target, or the model's outputs are not finite) ends the run with a `stopped` record.
 
     editkit sequential --objective encore --strategy spread --batches 20 --batch-size 100 --out runs/encore
 """
@@ -35,7 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .architectures import read_weight
 from .edit import Edit
+from .editor import EditDidNotTakeError
 from .evaluation import load
+from .linalg import NonFiniteError
 from .requests import EditRequest
 from .scoring import target_logprob
 
@@ -202,7 +205,8 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
             rec["first"] = edit_scores(model, tok, batches[0], nb_before[: nb_slices[0][1]], spec.eval_batch_size)
         else:
             rec["unedited"] = edit_scores(model, tok, edits_reqs, nb_before, spec.eval_batch_size)
-        rec["other_known"] = float(_prefs(model, tok, [r.text for r in others], [r.target_true for r in others], [r.target_new for r in others], spec.eval_batch_size).float().mean()) if others else float("nan")
+        still = _prefs(model, tok, [r.text for r in others], [r.target_true for r in others], [r.target_new for r in others], spec.eval_batch_size)
+        rec["other_known"] = float(still.float().mean()) if others else float("nan")
         rec["wiki_nll"] = text_nll(model, tok, chunks)
         rec["weight_dist"] = {str(l): float((read_weight(model, l).detach().double() - W0[l]).norm()) for l in layers}
         with rec_path.open("a") as f:
@@ -215,9 +219,19 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
         records.append(checkpoint(0))
     from tqdm.auto import tqdm
 
+    if records and records[-1].get("stopped"):
+        return records
     for t in tqdm(range(len(done), len(batches)), desc=f"{spec.objective}/{spec.strategy}", disable=not progress):
         t0 = time.perf_counter()
-        edit = editor.edit(model, tok, batches[t])
+        try:
+            edit = editor.edit(model, tok, batches[t])
+        except (EditDidNotTakeError, NonFiniteError) as e:  # the model collapsed: nothing more can be written
+            stop = {"batches": t, "edits": t * spec.batch_size, "edit_seconds": round(seconds, 2), "stopped": f"{type(e).__name__}: {e}"}
+            with rec_path.open("a") as f:
+                f.write(json.dumps(stop) + "\n")
+            log.warning("sequential %s/%s stopped at batch %d: %s", spec.objective, spec.strategy, t, e)
+            records.append(stop)
+            return records
         seconds += time.perf_counter() - t0
         edit.save(out / "edits" / str(t))
         if (t + 1) % spec.every == 0 or t + 1 == len(batches):
@@ -254,14 +268,18 @@ def table(runs: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     if runs:
         r0 = runs[0]["records"][0]
-        lines.append("| unedited | – | 0 | " + " | ".join(f"{_value(r0, g, k):.3f}" if _value(r0, g, k) is not None else "–" for g, k in METRICS[:4]) + f" | – | {r0['other_known']:.3f} | {r0['wiki_nll']:.3f} | 0 | – |")
+        cells = [f"{_value(r0, g, k):.3f}" if _value(r0, g, k) is not None else "–" for g, k in METRICS[:4]]
+        lines.append("| unedited | – | 0 | " + " | ".join(cells) + f" | – | {r0['other_known']:.3f} | {r0['wiki_nll']:.3f} | 0 | – |")
     for run in runs:
-        last = run["records"][-1]
+        measured = [r for r in run["records"] if not r.get("stopped")]
+        last = measured[-1]
+        stopped = next((r for r in run["records"] if r.get("stopped")), None)
         vals = [_value(last, g, k) for g, k in METRICS]
         cells = [f"{v:.3f}" if isinstance(v, float) else "–" for v in vals]
         dist = max(last["weight_dist"].values()) if last["weight_dist"] else float("nan")
         per = last["edit_seconds"] / max(last["edits"], 1)
-        lines.append(f"| {run['name']} | {run['spec']['batch_size']} | {last['edits']} | " + " | ".join(cells) + f" | {dist:.3g} | {per:.3f} |")
+        note = f" (stopped at {stopped['edits']}: collapsed)" if stopped else ""
+        lines.append(f"| {run['name']}{note} | {run['spec']['batch_size']} | {last['edits']} | " + " | ".join(cells) + f" | {dist:.3g} | {per:.3f} |")
     return "\n".join(lines)
 
 
@@ -280,6 +298,8 @@ def plot(runs: list[dict], folder: str | Path) -> list[Path]:
         for run in runs:
             xs, ys = [], []
             for rec in run["records"]:
+                if rec.get("stopped"):
+                    continue
                 v = max(rec["weight_dist"].values()) if key == "weight_dist" else _value(rec, group, key)
                 if v is not None:
                     xs.append(rec["edits"])

@@ -27,10 +27,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .architectures import architecture_of, context_length, module
+from .architectures import architecture_of, context_length, device_of, module
 from .config import StatsConfig
 from .hooks import hooks, stop_after
-from .keys import device_of
 from .linalg import check_finite
 from .models import model_identity
 from .tokens import pad_id, pad_rows

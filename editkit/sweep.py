@@ -34,18 +34,18 @@ import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from .config import EditorConfig, StatsConfig, TargetConfig
+from .distribution import STRATEGIES
 from .editor import HPARAMS, Editor
 from .evaluation import edit_metrics, evaluate
 from .evaluation.datasets import Dataset, load
 from .models import load_model, model_identity
-from .distribution import STRATEGIES
 from .objectives import OBJECTIVES
 
 log = logging.getLogger(__name__)
@@ -426,7 +426,8 @@ class Sweeper:
         runs = self.spec.runs()
         for b in sorted({r["batch_size"] for r in runs}):
             if self.spec.cases(b) != self.spec.n:
-                log.warning("batch size %d with n = %d: each run of it takes N = %d cases (a whole number of batches, at least one)", b, self.spec.n, self.spec.cases(b))
+                log.warning("batch size %d with n = %d: each run of it takes N = %d cases (a whole number of batches, at least one)",
+                            b, self.spec.n, self.spec.cases(b))
         mine = set()
         for run in tqdm(runs, desc="sweep", disable=not self.progress):
             editor = self.editor(run)

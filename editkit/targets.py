@@ -56,13 +56,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .architectures import architecture_of, context_length, module
-from .config import TargetConfig
-from .hooks import hidden_of, hooks, replace_hidden
-from .keys import device_of, locate, read_at
-from .requests import EditRequest
+from .architectures import architecture_of, context_length, device_of, module
 from .compat import cache_kwargs, cache_of
+from .config import TargetConfig
 from .context import flatten
+from .hooks import StandIn, frozen, hidden_of, hooks, replace_hidden, swapped
+from .keys import locate, read_at
+from .requests import EditRequest
 from .tokens import edit_position, pad_id, pad_rows, target_ids
 
 log = logging.getLogger(__name__)
@@ -124,39 +124,9 @@ def _rows(tok, requests: list[EditRequest], templates, kl_prompt: str, fact_toke
     return r
 
 
-@contextmanager
-def frozen(model):
-    """Parameters need no gradient and dropout is off while δ is optimised; restored after."""
-    flags = [p.requires_grad for p in model.parameters()]
-    training = model.training
-    try:
-        model.requires_grad_(False)
-        model.eval()
-        yield
-    finally:
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
-        model.train(training)
-
-
-@contextmanager
-def swapped(model: nn.Module, stand_ins: dict[str, nn.Module]) -> Iterator[None]:
-    """The submodule at each dotted path ("transformer.h.3", "model.layers.7.mlp") is replaced by
-    its stand-in inside the block; the originals are put back in `finally`, also on exceptions."""
-    done: list[tuple[nn.Module, str, nn.Module]] = []
-    try:
-        for path, new in stand_ins.items():
-            parent_path, _, name = path.rpartition(".")
-            parent = model.get_submodule(parent_path)
-            done.append((parent, name, getattr(parent, name)))
-            setattr(parent, name, new)
-        yield
-    finally:
-        for parent, name, original in reversed(done):
-            setattr(parent, name, original)
-
-
-def compute_targets(model, tok, requests: list[EditRequest], layer: int, templates: list[str], cfg: TargetConfig, *, chunk: int = 64, progress: bool = True) -> Targets:
+def compute_targets(
+    model, tok, requests: list[EditRequest], layer: int, templates: list[str], cfg: TargetConfig, *, chunk: int = 64, progress: bool = True
+) -> Targets:
     """Targets for all requests at the output of block `layer` (batched, or serial if cfg.serial)."""
     size = 1 if cfg.serial else chunk
     parts = []
@@ -255,25 +225,6 @@ class _FullPass:
 
 class _Unsupported(RuntimeError):
     pass
-
-
-class _StandIn(nn.Module):
-    """Takes the place of block i ≤ L during the fast path: returns `give(hidden_in)`.
-    Attributes the model's loop may read from a block (e.g. `attention_type`) come from the original."""
-
-    def __init__(self, original: nn.Module, give: Callable[[torch.Tensor], object]):
-        super().__init__()
-        self.__dict__["_original"] = original  # a plain attribute, not a submodule
-        self.__dict__["_give"] = give
-
-    def forward(self, hidden_states, *args, **kwargs):
-        return self._give(hidden_states)
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.__dict__["_original"], name)
 
 
 class _AtReads(nn.Module):
@@ -484,7 +435,7 @@ class _UpperPass:
         points only (all restored in `finally`)."""
         arch = architecture_of(self.model)
         top = len(self.blocks) - 1
-        stand_ins = {f"{arch.blocks}.{i}": _StandIn(self.blocks[i], self._give(i)) for i in range(self.layer + 1)}
+        stand_ins = {f"{arch.blocks}.{i}": StandIn(self.blocks[i], self._give(i)) for i in range(self.layer + 1)}
         if top > self.layer:
             mlp = arch.mlp.format(top)
             stand_ins[mlp] = _AtReads(self.model.get_submodule(mlp), lambda: self._reads)
@@ -506,7 +457,8 @@ class _UpperPass:
                 stub = g.kv[0][0].new_zeros(G, 1, g.s0, 1)  # blocks ≤ L run no attention; only the cache length is read
                 cache = self._Cache(ddp_cache_data=[(stub, stub)] * (self.layer + 1) + g.kv, config=self.model.config)
                 mask = g.mask
-            hid = self.base(input_ids=g.ids, attention_mask=mask, position_ids=g.pos, use_cache=cache is not None, **cache_kwargs(self.base, cache)).last_hidden_state
+            out = self.base(input_ids=g.ids, attention_mask=mask, position_ids=g.pos, use_cache=cache is not None, **cache_kwargs(self.base, cache))
+            hid = out.last_hidden_state
             outs.append(hid[g.read_r, g.read_t])  # (p_g, d)
         return torch.cat(outs)[self.inverse]
 

@@ -22,8 +22,11 @@ V = 50257
 BUILDERS = {
     "gpt2": lambda: GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=32, n_head=4, vocab_size=V)),
     "gptj": lambda: GPTJForCausalLM(GPTJConfig(n_layer=4, n_embd=32, n_head=4, rotary_dim=4, vocab_size=V, bos_token_id=0, eos_token_id=0)),
-    "gpt_neox": lambda: GPTNeoXForCausalLM(GPTNeoXConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=4, intermediate_size=64, vocab_size=V, bos_token_id=0, eos_token_id=0)),
-    "llama": lambda: LlamaForCausalLM(LlamaConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64, vocab_size=V, bos_token_id=0, eos_token_id=0)),
+    "gpt_neox": lambda: GPTNeoXForCausalLM(GPTNeoXConfig(
+        num_hidden_layers=4, hidden_size=32, num_attention_heads=4, intermediate_size=64, vocab_size=V, bos_token_id=0, eos_token_id=0)),
+    "llama": lambda: LlamaForCausalLM(LlamaConfig(
+        num_hidden_layers=4, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64, vocab_size=V, bos_token_id=0,
+        eos_token_id=0)),
 }
 
 
@@ -38,7 +41,8 @@ def tokenizer():
 
 def snapshot(model) -> dict:
     """Every weight as raw bits (NaN-safe bit-for-bit comparison)."""
-    return {k: v.detach().clone().view(torch.uint8) if v.dtype.itemsize == 1 else v.detach().clone().view(torch.int16 if v.dtype.itemsize == 2 else torch.int32 if v.dtype.itemsize == 4 else torch.int64) for k, v in model.state_dict().items()}
+    as_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # compare bits, not values (NaN == NaN)
+    return {k: v.detach().clone().view(as_int[v.dtype.itemsize]) for k, v in model.state_dict().items()}
 
 
 def same(a: dict, b: dict) -> bool:

@@ -6,12 +6,11 @@ import types
 
 import pytest
 import torch
+from models import tiny, tokenizer
 
 from editkit import Edit
 from editkit.cli import main, parse_grid, parse_layers, parse_pairs
 from editkit.sweep import read_records
-
-from models import tiny, tokenizer
 
 
 @pytest.fixture(scope="module")

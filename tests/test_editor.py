@@ -4,15 +4,14 @@ import json
 
 import pytest
 import torch
+from models import same, snapshot, tiny, tokenizer
 
 import editkit.stats as stats_mod
-from editkit import Edit, EditRequest, Editor
+from editkit import Edit, Editor, EditRequest
 from editkit.architectures import read_weight
 from editkit.edit import EditStateError
 from editkit.linalg import SingularSystemError
 from editkit.tokens import SubjectNotFoundError
-
-from models import same, snapshot, tiny, tokenizer
 
 REQS = [
     EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),
@@ -396,7 +395,8 @@ def test_context_length_is_named_and_statistics_chunks_are_clipped(tok, cache):
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=32, n_head=4, vocab_size=50257, n_positions=16)).eval()
     before = snapshot(model)
-    long = EditRequest(prompt="In a sentence that goes on and on for many words, far more than sixteen tokens, {} plays", subject="Michael Jordan", target_new="baseball")
+    long = EditRequest(prompt="In a sentence that goes on and on for many words, far more than sixteen tokens, {} plays",
+                       subject="Michael Jordan", target_new="baseball")
     with pytest.raises(ValueError, match="model's context is 16 tokens"):
         editor(cache, layers=[1]).edit(model, tok, [long])
     assert same(before, snapshot(model))

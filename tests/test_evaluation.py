@@ -5,16 +5,15 @@ import math
 
 import pytest
 import torch
+from models import same, snapshot, tiny, tokenizer
 
-from editkit import EditRequest, Editor
+from editkit import Editor, EditRequest
 from editkit.evaluation import edit_metrics, evaluate, load
 from editkit.evaluation.counterfact import counterfact_rows, harmonic_mean, summarise
 from editkit.evaluation.datasets import fetch, guess_kind, read_records, resolve
 from editkit.evaluation.generation import ReferenceTexts, TfIdf, generate, generation_metrics, ngram_entropy
 from editkit.evaluation.zsre import top1_predictions, zsre_rows
 from editkit.scoring import target_logprob
-
-from models import same, snapshot, tiny, tokenizer
 
 FAST = dict(steps=3, n_context=1, context="fixed", n_tokens=1500, max_len=64, progress=False)
 

@@ -4,13 +4,12 @@ recalls there, like editkit's teaching model)."""
 
 import pytest
 import torch
+from models import same, snapshot, tiny, tokenizer
 
-from editkit import EditRequest, Editor
+from editkit import Editor, EditRequest
 from editkit.architectures import architecture_of, module
 from editkit.keys import ModelAccess
 from editkit.tokens import edit_position, locate_subject
-
-from models import same, snapshot, tiny, tokenizer
 
 REQ = EditRequest(prompt="The mother tongue of {} is", subject="Danielle Darrieux", target_new="English")
 

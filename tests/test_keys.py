@@ -10,13 +10,12 @@ same ΔW either way.
 
 import pytest
 import torch
+from models import tiny, tokenizer
 
 import editkit.keys as keys_mod
-from editkit import EditRequest, Editor
+from editkit import Editor, EditRequest
 from editkit.architectures import architecture_of, module, read_weight
 from editkit.keys import ModelAccess
-
-from models import tiny, tokenizer
 
 REQS = [
     EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),
@@ -116,7 +115,8 @@ def test_training_mode_and_unknown_family_take_the_plain_path(tok, monkeypatch):
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 @pytest.mark.parametrize("objective", ["memit", "emmet"])
 def test_spread_edit_gives_the_same_delta(family, objective, tok, tmp_path, monkeypatch):
-    cfg = dict(objective=objective, distribute=True, layers=[0, 1, 2], steps=3, n_context=2, context_len=4, n_tokens=1500, max_len=64, progress=False, cache_dir=str(tmp_path))
+    cfg = dict(objective=objective, strategy="spread", layers=[0, 1, 2], steps=3, n_context=2, context_len=4, n_tokens=1500, max_len=64,
+               progress=False, cache_dir=str(tmp_path))
     fast_model = tiny(family)
     fast = Editor(**cfg).edit(fast_model, tok, REQS)
     monkeypatch.setattr(keys_mod, "CACHED", set())  # every read from the embeddings

@@ -4,20 +4,19 @@ bit-exact undo, save/apply), and plug-ins registered from outside the package.""
 
 import math
 
+import plain_reference as plain
 import pytest
 import torch
+from models import same, snapshot, tiny, tokenizer
+from test_distribution import ResidualStack, solver
 
-import plain_reference as plain
 from editkit import Edit, Editor, EditRequest
 from editkit.config import TargetConfig
 from editkit.distribution import STRATEGIES, Strategy
 from editkit.distribution.spread import Spread
 from editkit.objectives import OBJECTIVES, Objective, ObjectiveConfig, ObjectiveEntry, Preservation
 from editkit.targets import compute_targets
-from editkit.transforms import TRANSFORMS, build
-
-from models import same, snapshot, tiny, tokenizer
-from test_distribution import ResidualStack, solver
+from editkit.transforms import build
 
 REQS = [
     dict(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import random_problem
 
 from editkit.linalg import SingularSystemError
 from editkit.objectives import OBJECTIVES, Preservation, preservation_cost
@@ -9,8 +10,6 @@ from editkit.objectives.equality import Equality
 from editkit.objectives.least_squares import LeastSquares
 from editkit.objectives.null_space import NullSpace, null_basis
 from editkit.registry import UnknownNameError
-
-from conftest import random_problem
 
 
 def rel(a, b):

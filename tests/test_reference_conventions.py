@@ -8,17 +8,16 @@ rounding over longer runs (see test_targets_fastpath.py); the full 20-step compa
 full-size GPT-2 is benchmarks/faithfulness/check.py.
 """
 
+import plain_reference as plain
 import pytest
 import torch
+from models import tiny, tokenizer
 
-import plain_reference as plain
 from editkit import Editor, EditRequest
 from editkit.config import StatsConfig, TargetConfig
 from editkit.keys import ModelAccess
 from editkit.stats import layer_stats
 from editkit.targets import compute_targets
-
-from models import tiny, tokenizer
 
 REQS = [
     dict(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),

@@ -3,12 +3,11 @@
 import json
 
 import pytest
+from models import DATA, tiny, tokenizer
 
 from editkit import EditRequest
 from editkit.context import context_templates
 from editkit.tokens import locate_subject
-
-from models import DATA, tiny, tokenizer
 
 
 def test_prompt_with_subject_written_out_becomes_a_template():

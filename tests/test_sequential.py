@@ -1,7 +1,6 @@
 """Sequential editing: edits accumulate (no undo), checkpoints measure what they claim, and an
 interrupted run resumes to the same records and weights."""
 
-import json
 
 import pytest
 import torch
@@ -9,8 +8,8 @@ import torch
 from editkit import load_model
 from editkit.architectures import read_weight
 from editkit.edit import applied_edits
-from editkit.sequential import SequentialSpec, edit_scores, read_runs, run_sequential, table
 from editkit.models import TEACHING_MODEL
+from editkit.sequential import SequentialSpec, edit_scores, read_runs, run_sequential, table
 
 SPEC = dict(objective="memit", strategy="spread", batch_size=2, n_batches=2, every=1, n_other=4, scan=200,
             wiki_chunks=2, wiki_len=32, fixed={"steps": 3})
@@ -69,3 +68,25 @@ def test_too_few_known_cases_is_named(tmp_path):
     with pytest.raises(ValueError, match="cases the model knows"):
         run_sequential(SequentialSpec(**{**SPEC, "scan": 5}), tmp_path / "c", model, tok, progress=False)
     assert not applied_edits(model)
+
+
+def test_a_collapsed_model_ends_the_run_with_a_stopped_record(tmp_path, monkeypatch):
+    from editkit.editor import EditDidNotTakeError, Editor
+
+    real = Editor.edit
+    calls = []
+
+    def edit(self, model, tok, requests):
+        calls.append(1)
+        if len(calls) == 2:
+            raise EditDidNotTakeError("the edit cannot take")
+        return real(self, model, tok, requests)
+
+    monkeypatch.setattr(Editor, "edit", edit)
+    model, tok = _fresh()
+    recs = run_sequential(SequentialSpec(**SPEC), tmp_path / "d", model, tok, progress=False)
+    assert [r["batches"] for r in recs] == [0, 1, 1] and "cannot take" in recs[-1]["stopped"]
+    assert len(applied_edits(model)) == 1  # the first batch stays; nothing of the second was written
+    again = run_sequential(SequentialSpec(**SPEC), tmp_path / "d", *_fresh(), progress=False)  # a rerun does not go past it
+    assert again == recs
+    assert "stopped at 2" in table(read_runs([tmp_path / "d"]))

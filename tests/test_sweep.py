@@ -3,11 +3,10 @@
 import json
 
 import pytest
+from models import same, snapshot, tiny, tokenizer
 
 from editkit.evaluation import evaluate, load
-from editkit.sweep import SweepSpec, Sweeper, markdown_table, plot, read_records, run_sweep
-
-from models import same, snapshot, tiny, tokenizer
+from editkit.sweep import Sweeper, SweepSpec, markdown_table, plot, read_records, run_sweep
 
 FAST = dict(steps=3, n_context=1, context="fixed", n_tokens=1500, max_len=64, layers=[1, 2])
 
@@ -153,7 +152,8 @@ def test_sweep_with_generation_metrics(tok, fast, tmp_path, monkeypatch):
     monkeypatch.setenv("EDITKIT_CACHE", str(tmp_path / "cache"))  # the TF-IDF table is cached here
     corpus = tmp_path / "wiki"
     corpus.mkdir()
-    (corpus / "wiki_00").write_text('<doc id="1" title="x">\nx\n\nThe BBC is a broadcaster in London, and Sega makes video games and consoles in Japan.\n</doc>\n')
+    doc = "The BBC is a broadcaster in London, and Sega makes video games and consoles in Japan."
+    (corpus / "wiki_00").write_text(f'<doc id="1" title="x">\nx\n\n{doc}\n</doc>\n')
     model = tiny("gpt2")
     spec = SweepSpec(dataset="counterfact:val", n=1, objectives=["memit"], strategies=["single"], batch_sizes=[1],
                      fixed=fast, generation=True, generation_max_len=12, reference_corpus=str(corpus))

@@ -13,14 +13,14 @@ against the plain serial reimplementation in test_reference_conventions.py."""
 
 import pytest
 import torch
+from models import tiny, tokenizer
 
+import editkit.targets as targets_mod
 from editkit import EditRequest
 from editkit.architectures import architecture_of, module
 from editkit.config import TargetConfig
-import editkit.targets as targets_mod
-from editkit.targets import _families, _split, compute_targets, swapped
-
-from models import tiny, tokenizer
+from editkit.hooks import swapped
+from editkit.targets import _families, _split, compute_targets
 
 REQS = [
     EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),

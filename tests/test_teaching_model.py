@@ -5,17 +5,16 @@ import json
 
 import pytest
 import torch
+from models import same, snapshot
 
 import editkit.stats as stats_mod
 from editkit import Editor, load_model
-from editkit.demo import known_requests
 from editkit.config import StatsConfig
+from editkit.demo import known_requests
 from editkit.editor import HPARAMS
-from editkit.requests import EditRequest
 from editkit.models import ASSETS, TEACHING_MODEL
+from editkit.requests import EditRequest
 from editkit.scoring import compare, target_logprob
-
-from models import same, snapshot
 
 FOLDER = ASSETS / TEACHING_MODEL
 PAIRS = [(o, d) for o in ("rome", "emmet", "memit", "alphaedit") for d in (False, True)]
@@ -98,7 +97,6 @@ def test_an_edit_flips_a_known_fact_with_shipped_defaults(teach, monkeypatch):
 def test_statistics_corpus_is_the_models_own_text_without_val_facts():
     """The shipped C0 is over the generated "editkit-teach" corpus: sentences of facts of train
     cases, none about a val case's subject (the ablation reports on val), then Wikipedia."""
-    import itertools
 
     from editkit.teaching.corpus import key_statistics_facts
 

@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 import transformers
+from models import V, tokenizer
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -21,7 +22,6 @@ from transformers import (
 from editkit import trace
 from editkit.architectures import num_layers
 from editkit.tokens import locate_subject
-from models import V, tokenizer
 
 D, L = 32, 4
 TEMPLATE, SUBJECT = "The mother tongue of {} is", "Danielle Darrieux"  # prefix + 3+ subject tokens

@@ -41,7 +41,8 @@ TUNE_GRID = {
     "rome": {"mom2_weight": [1e2, 1e4], "clamp_factor": CLAMP},
     "emmet": {"mom2_weight": [1e2, 1e3, 1e4, 1e5], "alpha": [0.01, 0.1, 1.0], "clamp_factor": CLAMP},
     "memit": {"mom2_weight": [1e1, 1e2, 1e3, 1e4, 1e5], "clamp_factor": CLAMP},
-    "alphaedit": {"null_threshold": [1e-2, 1e-1, 1.0], "beta": [1.0, 10.0, 100.0], "clamp_factor": CLAMP},  # absolute, as AlphaEdit's (C0's eigenvalues here: 2e-6 … 233; < 0.1: ≈ 280 of 512)
+    # null_threshold is absolute, as AlphaEdit's (C0's eigenvalues here: 2e-6 … 233; < 0.1: ≈ 280 of 512)
+    "alphaedit": {"null_threshold": [1e-2, 1e-1, 1.0], "beta": [1.0, 10.0, 100.0], "clamp_factor": CLAMP},
 }
 
 

@@ -52,7 +52,10 @@ CASES = {
 
 def records(n: int, offset: int = 0) -> list[dict]:
     rs = json.loads(VAL.read_text())[offset : offset + n]
-    return [dict(prompt=r["prompt"] if "{}" in r["prompt"] else r["prompt"].replace(r["subject"], "{}", 1), subject=r["subject"], target_new=r["target_new"]) for r in rs]
+    return [
+        dict(prompt=r["prompt"] if "{}" in r["prompt"] else r["prompt"].replace(r["subject"], "{}", 1), subject=r["subject"], target_new=r["target_new"])
+        for r in rs
+    ]
 
 
 def rel(a, b) -> float:

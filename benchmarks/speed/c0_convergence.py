@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import load, parser, start
 
 from editkit.architectures import architecture_of, module
@@ -100,7 +99,9 @@ def main():
             f.write(json.dumps({**r, "layer": LAYER, "threads": args.threads, "when": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
     print(f"{'tokens':>9}{'ΔC0':>10}{'ΔW memit':>10}{'ΔW emmet':>10}")
     for r in rows:
-        print(f"{r['tokens']:>9}{r.get('c0_rel_change', float('nan')):>10.4f}{r.get('memit_dW_rel_change', float('nan')):>10.4f}{r.get('emmet_dW_rel_change', float('nan')):>10.4f}")
+        nan = float("nan")
+        print(f"{r['tokens']:>9}{r.get('c0_rel_change', nan):>10.4f}"
+              f"{r.get('memit_dW_rel_change', nan):>10.4f}{r.get('emmet_dW_rel_change', nan):>10.4f}")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import LAYERS, load, parser, peak_rss_mb, rss_mb, start, timed
 
-import editkit.editor as editor_mod
 from editkit import Editor
 from editkit.architectures import weight_param
 from editkit.keys import ModelAccess

@@ -23,11 +23,9 @@ Appends one JSON line per N to benchmarks/speed/results/edit_vs_original.jsonl.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import torch
-
 from common import CACHE, LAYERS, load, parser, start, timed
 from reference import reference_targets
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from torch.profiler import ProfilerActivity, profile, record_function
-
 from common import LAYERS, load, parser, start
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from editkit.config import TargetConfig
 from editkit.targets import compute_targets

@@ -14,8 +14,8 @@ import torch
 
 from editkit.architectures import architecture_of, module
 from editkit.config import TargetConfig
-from editkit.hooks import hidden_of, hooks, replace_hidden
-from editkit.targets import Targets, _rows, frozen
+from editkit.hooks import frozen, hidden_of, hooks, replace_hidden
+from editkit.targets import Targets, _rows
 
 
 def reference_targets(model, tok, requests, layer: int, templates: list[str], cfg: TargetConfig) -> Targets:

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import CACHE, load
 
 OUT = Path(__file__).parent / "results" / "solvers.jsonl"

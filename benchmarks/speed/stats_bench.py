@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import LAYERS, load, parser, start, timed
 
 import editkit.stats as stats_mod
@@ -60,7 +59,8 @@ def main():
             l0 = load()
             _, wall, cpu = timed(fn)
             rec = dict(what=name, n_tokens=args.n_tokens, wall=wall, cpu=cpu, tok_per_s=args.n_tokens / wall, tok_per_cpu_s=args.n_tokens / cpu,
-                       load_before=l0, load_after=load(), threads=args.threads, batch_size=args.batch_size, layers=LAYERS, gram_block=stats_mod.GRAM_BLOCK, when=time.strftime("%Y-%m-%d %H:%M:%S"))
+                       load_before=l0, load_after=load(), threads=args.threads, batch_size=args.batch_size, layers=LAYERS,
+                       gram_block=stats_mod.GRAM_BLOCK, when=time.strftime("%Y-%m-%d %H:%M:%S"))
             res[name].append(rec)
             with OUT.open("a") as f:
                 f.write(json.dumps(rec) + "\n")

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import LAYERS, load, parser, start, timed
-from flops import Shape, floor, prefix_cost, reference as ref_flops
+from flops import Shape, floor, prefix_cost
+from flops import reference as ref_flops
 from reference import reference_targets
 
 from editkit.config import TargetConfig
@@ -119,7 +119,8 @@ def main():
     print(f"\n{'mode':<16}{'N':>6}{'wall s':>9}{'cpu s':>9}{'edits/s':>9}{'×ref':>7}{'×ref cpu':>9}{'mean loss':>10}{'floor GF':>10}{'shared GF':>10}  load")
     for r in rows:
         print(f"{r['mode']:<16}{r['n']:>6}{r['wall']:>9.1f}{r['cpu']:>9.1f}{r['edits_per_s']:>9.3f}{r.get('speedup_vs_reference', nan):>7.1f}"
-              f"{r.get('cpu_speedup_vs_reference', nan):>9.1f}{r['loss_mean']:>10.4f}{r.get('floor_gflop', nan):>10.0f}{r.get('floor_shared_gflop', nan):>10.0f}  {r['load_before']}")
+              f"{r.get('cpu_speedup_vs_reference', nan):>9.1f}{r['loss_mean']:>10.4f}{r.get('floor_gflop', nan):>10.0f}"
+              f"{r.get('floor_shared_gflop', nan):>10.0f}  {r['load_before']}")
 
 
 if __name__ == "__main__":

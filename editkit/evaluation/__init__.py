@@ -19,7 +19,9 @@ from .zsre import evaluate_zsre
 __all__ = ["Dataset", "edit_metrics", "evaluate", "evaluate_counterfact", "evaluate_zsre", "load", "load_counterfact", "load_knowns", "load_zsre"]
 
 
-def evaluate(model, tok, kind: str, requests, baseline: list[dict] | None = None, batch_size: int = 64, generation: dict | None = None) -> tuple[dict, list[dict]]:
+def evaluate(
+    model, tok, kind: str, requests, baseline: list[dict] | None = None, batch_size: int = 64, generation: dict | None = None
+) -> tuple[dict, list[dict]]:
     """(summary, per-request rows) for a CounterFact or zsRE slice. `baseline` = the unedited
     model's rows (zsRE specificity needs them); `generation` = keyword arguments of
     generation.generation_metrics (CounterFact only)."""

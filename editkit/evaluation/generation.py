@@ -42,11 +42,12 @@ from typing import Iterable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ..keys import device_of
-from ..tokens import pad_id, pad_rows
-from ..stats import cache_dir as _stats_cache_dir, corpus_identity, corpus_path, documents
-from ..config import StatsConfig
+from ..architectures import device_of
 from ..compat import cache_kwargs, cache_of
+from ..config import StatsConfig
+from ..stats import cache_dir as _stats_cache_dir
+from ..stats import corpus_identity, documents
+from ..tokens import pad_id, pad_rows
 
 log = logging.getLogger(__name__)
 

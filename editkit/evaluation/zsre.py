@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ..keys import device_of
+from ..architectures import device_of
 from ..requests import EditRequest
 from ..tokens import pad_id, pad_rows
 

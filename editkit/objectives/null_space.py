@@ -53,7 +53,10 @@ def null_basis(pres: Preservation, threshold: float, scale: str = "absolute") ->
     null_threshold=2e-2,
     beta=10.0,
     conventions=dict(keep_edited_keys=True),
-    reference="jianghoucheng/AlphaEdit: AlphaEdit_main.py (solve, cache_c), get_project (P); keys and targets its memit-derived compute_ks/compute_z; hparams/AlphaEdit/gpt2-xl.json",
+    reference=(
+        "jianghoucheng/AlphaEdit: AlphaEdit_main.py (solve, cache_c), get_project (P); keys and targets its memit-derived "
+        "compute_ks/compute_z; hparams/AlphaEdit/gpt2-xl.json"
+    ),
 )
 class NullSpace(Objective):
     Config = NullSpaceConfig

@@ -42,8 +42,8 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterator
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
