@@ -24,6 +24,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .report import fmt
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "editkit-teach"
@@ -223,7 +225,7 @@ def _strategy(args) -> str:
 
 
 def _editor(args, model):
-    from .sweep import make_editor
+    from .editor import make_editor
 
     kw = parse_pairs(args.hparam)
     if args.layers:
@@ -233,17 +235,11 @@ def _editor(args, model):
 
 
 def _table(header: list[str], rows: list[list]) -> str:
-    cells = [[str(c) for c in header]] + [[_fmt(c) for c in r] for r in rows]
+    cells = [[str(c) for c in header]] + [[fmt(c, 4) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
-    return "–" if v is None else str(v)
 
 
 # ---------------------------------------------------------------- edit
@@ -398,7 +394,8 @@ def sweep_spec(args):
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import markdown_table, plot, read_records, run_sweep
+    from .report import markdown_table, plot
+    from .sweep import read_records, run_sweep
 
     if args.report_only:
         records = [r for r in read_records(Path(args.out)) if r.get("kind") == "run"]

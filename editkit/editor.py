@@ -35,6 +35,7 @@ from .models import load_model, resolve
 from .objectives import OBJECTIVES, Preservation, preservation_cost
 from .requests import EditRequest
 from .stats import layer_stats
+from .target_cache import TargetCache
 from .targets import compute_targets
 from .tokens import locate_subject, target_ids
 from .transforms import build as build_transform
@@ -87,6 +88,7 @@ class Editor:
         self.one_at_a_time = entry.one_at_a_time
         self.strategy = STRATEGIES.get(self.config.strategy)()
         self.transforms = [build_transform(t) for t in self.config.transforms]
+        self.target_cache: TargetCache | None = None  # set one to share target values between editors (editkit.target_cache)
         self._history: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [Edit]
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {layer: Preservation}
         self._templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [str]
@@ -131,7 +133,9 @@ class Editor:
                 batches = [[r] for r in requests] if self.one_at_a_time else [requests]
                 for batch in batches:
                     t0 = time.perf_counter()
-                    tg = compute_targets(model, tok, batch, layers[-1], templates, self.config.target, progress=self.config.progress and len(batch) > 1)
+                    args = (model, tok, batch, layers[-1], templates, self.config.target)
+                    show = self.config.progress and len(batch) > 1
+                    tg = compute_targets(*args, progress=show) if self.target_cache is None else self.target_cache.get(compute_targets, *args, progress=show)
                     self._check_took(tg, layers[-1], info)
                     t1 = time.perf_counter()
                     access = ModelAccess(model, tok, batch, templates, fact_token=self.config.target.fact_token)
@@ -281,3 +285,12 @@ class Editor:
             return dW
 
         return solve
+
+
+def make_editor(model, objective: str, strategy: str, shipped_defaults: bool = True, **kwargs) -> Editor:
+    """Editor.for_model (the model's hparams.json, overridden by kwargs) when the model's folder
+    ships one and `shipped_defaults`, else a plain Editor with kwargs."""
+    folder = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    if shipped_defaults and folder and (Path(folder) / HPARAMS).is_file():
+        return Editor.for_model(model, objective=objective, strategy=strategy, **kwargs)
+    return Editor(objective=objective, strategy=strategy, **kwargs)

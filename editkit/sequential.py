@@ -158,8 +158,8 @@ def known_cases(model, tok, spec: SequentialSpec) -> tuple[list[EditRequest], li
 # ---------------------------------------------------------------- running
 def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, progress: bool = True) -> list[dict]:
     """Run (or resume) `spec`, writing into `out`; returns every checkpoint record."""
+    from .editor import make_editor
     from .models import load_model
-    from .sweep import make_editor
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

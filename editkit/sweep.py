@@ -3,7 +3,7 @@
     spec = SweepSpec(objectives=["emmet", "memit"], strategies=["single", "spread"],
                      batch_sizes=[1, 16, 64], n=64, dataset="counterfact", fixed={"layers": [3, 4, 5]})
     records = run_sweep(spec, "results.jsonl")          # resumable
-    plot(records, "plots/");  print(markdown_table(records))
+    plot(records, "plots/");  print(markdown_table(records))   # editkit.report
 
 One run = one (objective, strategy, batch size b, grid point). As in the MEMIT evaluation, it takes
 the first N cases of the data set slice, N = b · ⌈max(n, b) / b⌉, splits them into N / b batches,
@@ -25,8 +25,6 @@ seeded with `seed` (and the Editor gets the same seed), so rerunning a config gi
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import itertools
 import json
 import logging
@@ -42,11 +40,12 @@ from tqdm.auto import tqdm
 
 from .config import EditorConfig, StatsConfig, TargetConfig
 from .distribution import STRATEGIES
-from .editor import HPARAMS, Editor
+from .editor import Editor, make_editor
 from .evaluation import edit_metrics, evaluate
 from .evaluation.datasets import Dataset, load
 from .models import load_model, model_identity
 from .objectives import OBJECTIVES
+from .target_cache import TargetCache, digest
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +144,6 @@ def _for_objective(d: dict, objective: str) -> dict:
 
 
 # ---------------------------------------------------------------- records
-def config_hash(fields: dict) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
 def _hashed_config(cfg: EditorConfig) -> dict:
     d = cfg.model_dump(mode="json")
     d.pop("progress", None)
@@ -209,76 +204,6 @@ def _mean_dicts(ds: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------- running
-def make_editor(model, objective: str, strategy: str, shipped_defaults: bool = True, **kwargs) -> Editor:
-    """Editor.for_model (the model's hparams.json, overridden by kwargs) when the model's folder
-    ships one and `shipped_defaults`, else a plain Editor with kwargs."""
-    folder = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
-    if shipped_defaults and folder and (Path(folder) / HPARAMS).is_file():
-        return Editor.for_model(model, objective=objective, strategy=strategy, **kwargs)
-    return Editor(objective=objective, strategy=strategy, **kwargs)
-
-
-class TargetCache:
-    """Within `with cache:`, the editor's target computation is memoised.
-
-    Target values depend only on the unedited model, the batch of requests, the last edited layer,
-    the context templates and the TargetConfig, not on the objective or the strategy. Runs of a
-    sweep that edit the same batch of the unedited model (EMMET, MEMIT, AlphaEdit, single or
-    spread, same layers) therefore get identical targets, and computing them once saves most of a
-    sweep's time. The key holds all of the above, with a digest of every edited-projection weight
-    of the model, so a call on an edited model (ROME's sequential edits) can never hit an entry made
-    on another state. Only for use by one-shot (not one_at_a_time) editors, as the sweep does.
-    The patch of `editkit.editor.compute_targets` is removed on exit, also on exceptions.
-    """
-
-    def __init__(self, max_entries: int = 4096):
-        self.entries: dict[str, Any] = {}
-        self.max_entries = max_entries
-        self.hits = 0
-        self._depth = 0
-        self._original = None
-
-    def _state(self, model) -> str:
-        from .architectures import num_layers, weight_param
-
-        h = hashlib.blake2b(digest_size=16)
-        for l in range(num_layers(model)):
-            h.update(weight_param(model, l).detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()
-
-    def __enter__(self):
-        from . import editor as editor_mod
-
-        if self._depth == 0:
-            self._original = original = editor_mod.compute_targets
-
-            def cached(model, tok, requests, layer, templates, cfg, **kw):
-                key = config_hash({
-                    "state": self._state(model), "layer": layer, "templates": list(templates),
-                    "cfg": cfg.model_dump(mode="json"), "requests": [r.model_dump(mode="json") for r in requests],
-                })
-                if key in self.entries:
-                    self.hits += 1
-                    return self.entries[key]
-                out = original(model, tok, requests, layer, templates, cfg, **kw)
-                if len(self.entries) >= self.max_entries:
-                    self.entries.pop(next(iter(self.entries)))
-                self.entries[key] = out
-                return out
-
-            editor_mod.compute_targets = cached
-        self._depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        from . import editor as editor_mod
-
-        self._depth -= 1
-        if self._depth == 0:
-            editor_mod.compute_targets = self._original
-        return False
-
-
 class Sweeper:
     """Runs a spec against one loaded model; keeps the baseline and the generation resources."""
 
@@ -313,7 +238,7 @@ class Sweeper:
             "seed": self.spec.seed,
             "version": version(),
         }
-        h = config_hash(key)
+        h = digest(key)
         for r in read_records(self.out):
             if r.get("kind") == "baseline" and r.get("hash") == h:
                 self._baseline_rows = r["rows"]
@@ -371,7 +296,7 @@ class Sweeper:
         }
 
     def hash_of(self, fields: dict, editor: Editor) -> str:
-        return config_hash({**fields, "config": _hashed_config(editor.config)})
+        return digest({**fields, "config": _hashed_config(editor.config)})
 
     # ------------------------------------------------------------ one run
     def run_one(self, run: dict) -> dict:
@@ -383,13 +308,14 @@ class Sweeper:
         rows, edits = [], []
         t_edit = t_eval = t_targets = 0.0
         batches = range(0, N, b)
-        reuse = self._targets if self.spec.reuse_targets and not editor.one_at_a_time else contextlib.nullcontext()
+        if self.spec.reuse_targets and not editor.one_at_a_time:
+            editor.target_cache = self._targets
         hits0 = self._targets.hits
         for s in tqdm(batches, desc=f"{run['objective']}/{run['strategy']} b={b}", disable=not self.progress, leave=False):
             idx = list(range(s, s + b))
             batch = [self.requests[i] for i in idx]
             t0 = time.perf_counter()
-            with reuse, editor.applied(self.model, self.tok, batch) as edit:
+            with editor.applied(self.model, self.tok, batch) as edit:
                 t1 = time.perf_counter()
                 _, r = self._evaluate(batch, idx, baseline=[base[i] for i in idx])
                 edits.append(edit_metrics(edit))
@@ -462,134 +388,4 @@ def run_sweep(spec: SweepSpec, out: Path | str, model=None, tok=None, progress: 
     other sweeps' runs too: `read_records` gives all of them)."""
     return Sweeper(spec, out, model, tok, progress).run()
 
-
-# ---------------------------------------------------------------- reporting
-CF_METRICS = ["score", "efficacy_success", "paraphrase_success", "neighborhood_success",
-              "efficacy_magnitude", "paraphrase_magnitude", "neighborhood_magnitude", "ngram_entropy", "reference_score"]
-ZSRE_METRICS = ["efficacy", "generalization", "specificity", "loc_accuracy"]
-EDIT_METRICS = ["delta_norm_total", "memorization_error", "final_memorization_error", "target_loss"]
-SHORT = {
-    "score": "S", "efficacy_success": "ES", "paraphrase_success": "PS", "neighborhood_success": "NS",
-    "efficacy_magnitude": "EM", "paraphrase_magnitude": "PM", "neighborhood_magnitude": "NM",
-    "ngram_entropy": "GE", "reference_score": "RS", "efficacy": "Eff", "generalization": "Gen",
-    "specificity": "Spe", "loc_accuracy": "LocAcc", "delta_norm_total": "‖ΔW‖",
-    "memorization_error": "mem err", "final_memorization_error": "final mem err", "target_loss": "δ loss",
-}
-
-
-def _label(r: dict) -> str:
-    point = ",".join(f"{k}={v}" for k, v in sorted(r.get("point", {}).items()))
-    return f"{r['objective']}/{r['strategy']}" + (f" ({point})" if point else "")
-
-
-def _metric(r: dict, m: str):
-    v = r.get("metrics", {}).get(m)
-    if v is None:
-        v = r.get("edit", {}).get(m)
-    return v
-
-
-def metrics_present(records: list[dict]) -> list[str]:
-    names = CF_METRICS + ZSRE_METRICS + EDIT_METRICS
-    return [m for m in names if any(_metric(r, m) is not None for r in records)]
-
-
-def plot(records: list[dict], out_dir: Path | str, metrics: list[str] | None = None) -> list[Path]:
-    """One PNG per metric (metric vs batch size, log x, one line per objective × strategy [× grid
-    point], the unedited model dashed) and `summary.png` with the main ones side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = metrics or metrics_present(records)
-    groups: dict[str, list[dict]] = {}
-    for r in records:
-        groups.setdefault(_label(r), []).append(r)
-    styles = {"single": "-", "spread": "--"}
-    colours = {o: f"C{i}" for i, o in enumerate(dict.fromkeys(r["objective"] for r in records))}
-
-    def draw(ax, m):
-        for label, rs in groups.items():
-            rs = sorted((r for r in rs if _metric(r, m) is not None), key=lambda r: r["batch_size"])
-            if not rs:
-                continue
-            ax.plot([r["batch_size"] for r in rs], [_metric(r, m) for r in rs], marker="o", ms=3,
-                    linestyle=styles.get(rs[0]["strategy"], "-"), color=colours[rs[0]["objective"]], label=label)
-        base = [r["baseline"].get(m) for r in records if r.get("baseline", {}).get(m) is not None]
-        if base:
-            ax.axhline(sum(base) / len(base), color="grey", linestyle=":", linewidth=1, label="unedited")
-        ax.set_xscale("log", base=2)
-        bs = sorted({r["batch_size"] for r in records})
-        ax.set_xticks(bs, [str(b) for b in bs])
-        ax.minorticks_off()
-        ax.set_xlabel("batch size (edits applied together)")
-        ax.set_title(SHORT.get(m, m) + ("" if SHORT.get(m, m) == m else f"  ({m})"), fontsize=9)
-        ax.grid(alpha=0.3)
-
-    paths = []
-    for m in metrics:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        draw(ax, m)
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        p = out_dir / f"{m}.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
-    main = [m for m in metrics if m in ("score", "efficacy_success", "paraphrase_success", "neighborhood_success",
-                                        "efficacy", "generalization", "specificity", "final_memorization_error")][:6]
-    if main:
-        cols = min(3, len(main))
-        rows = math.ceil(len(main) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
-        for ax, m in zip(axes.flat, main):
-            draw(ax, m)
-        spare = list(axes.flat)[len(main):]
-        for ax in spare:
-            ax.axis("off")
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        if spare:  # the legend fills the first empty panel
-            spare[0].legend(handles, labels, loc="center", fontsize=8, frameon=False)
-            fig.tight_layout()
-        else:
-            ncol = min(4, len(labels))
-            fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=ncol, frameon=False)
-            fig.tight_layout(rect=(0, 0.04 * math.ceil(len(labels) / ncol), 1, 1))
-        p = out_dir / "summary.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
-    return paths
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
-    return str(v)
-
-
-def markdown_table(records: list[dict], metrics: list[str] | None = None) -> str:
-    """One row per run (sorted by objective, strategy, grid point, batch size), unedited rows first."""
-    metrics = metrics or metrics_present(records)
-    head = ["objective", "strategy", "point", "batch", "N"] + [SHORT.get(m, m) for m in metrics] + ["s/edit"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    seen = set()
-    for r in sorted(records, key=lambda r: r["n_cases"]):
-        if r["n_cases"] in seen:
-            continue
-        seen.add(r["n_cases"])
-        vals = [r["baseline"].get(m) for m in metrics]
-        lines.append("| " + " | ".join(["(unedited)", "", "", "", str(r["n_cases"])] + [_fmt(v) for v in vals] + [""]) + " |")
-    order = {o: i for i, o in enumerate(dict.fromkeys(r["objective"] for r in records))}
-    for r in sorted(records, key=lambda r: (order[r["objective"]], r["strategy"], json.dumps(r.get("point", {}), sort_keys=True), r["batch_size"])):
-        point = ",".join(f"{k}={v}" for k, v in sorted(r.get("point", {}).items()))
-        vals = [_metric(r, m) for m in metrics]
-        lines.append("| " + " | ".join([r["objective"], r["strategy"], point, str(r["batch_size"]), str(r["n_cases"])]
-                                        + [_fmt(v) for v in vals] + [_fmt(r["seconds"]["edit_per_request"])]) + " |")
-    return "\n".join(lines)
 

@@ -6,7 +6,8 @@ import pytest
 from models import same, snapshot, tiny, tokenizer
 
 from editkit.evaluation import evaluate, load
-from editkit.sweep import Sweeper, SweepSpec, markdown_table, plot, read_records, run_sweep
+from editkit.report import markdown_table, plot
+from editkit.sweep import Sweeper, SweepSpec, read_records, run_sweep
 
 FAST = dict(steps=3, n_context=1, context="fixed", n_tokens=1500, max_len=64, layers=[1, 2])
 
@@ -136,7 +137,7 @@ def test_reused_targets_give_the_same_numbers(tok, fast, tmp_path):
 
 def test_make_editor_starts_from_shipped_hparams(tmp_path):
     from editkit import load_model
-    from editkit.sweep import make_editor
+    from editkit.editor import make_editor
 
     tiny("gpt2").save_pretrained(tmp_path)
     tokenizer().save_pretrained(tmp_path)

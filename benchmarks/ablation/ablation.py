@@ -28,7 +28,8 @@ import torch
 
 from editkit import load_model
 from editkit.models import model_identity
-from editkit.sweep import SweepSpec, markdown_table, plot, read_records, run_sweep
+from editkit.report import markdown_table, plot
+from editkit.sweep import SweepSpec, read_records, run_sweep
 
 HERE = Path(__file__).resolve().parent
 PAIRS = [(o, s) for o in ("rome", "emmet", "memit", "alphaedit") for s in ("single", "spread")]
