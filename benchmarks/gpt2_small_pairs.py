@@ -21,8 +21,8 @@ import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from editkit import Edit, Editor, EditRequest
+from editkit.paths import data_dir
 from editkit.scoring import target_logprob
-from editkit.stats import DATA
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,10 +43,10 @@ def main(argv=None):
     ap.add_argument("--out", default=str(HERE / "gpt2_small_pairs.md"))
     a = ap.parse_args(argv)
     torch.manual_seed(0)
-    cfg_dir = DATA / "gpt2-tokenizer"
+    cfg_dir = data_dir() / "gpt2-tokenizer"
     tok = AutoTokenizer.from_pretrained(cfg_dir)
     model = GPT2LMHeadModel(GPT2Config.from_pretrained(cfg_dir)).eval()
-    records = json.loads((DATA / "counterfact" / "counterfact-train.json").read_text())[: a.requests]
+    records = json.loads((data_dir() / "counterfact" / "counterfact-train.json").read_text())[: a.requests]
     reqs = [EditRequest.from_counterfact(r) for r in records]
     prompts, targets = [r.text for r in reqs], [r.target_new for r in reqs]
     lp0 = target_logprob(model, tok, prompts, targets)

@@ -2,6 +2,7 @@
 
 import logging
 
+from . import teaching  # noqa: F401  (registers the teaching corpus)
 from .config import EditorConfig, StatsConfig, TargetConfig
 from .distribution import STRATEGIES
 from .edit import Edit

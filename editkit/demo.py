@@ -20,9 +20,9 @@ import torch
 
 from .editor import Editor
 from .models import TEACHING_MODEL, load_model, quiet_loading, resolve
+from .paths import data_dir
 from .requests import EditRequest
 from .scoring import target_logprob
-from .stats import DATA
 
 
 def top_token(model, tok, prompt: str) -> str:
@@ -44,7 +44,7 @@ def candidate_requests(model_name: str, split: str = "train", scan: int = 200) -
     shipped = Path(resolve(str(model_name))) / DEMO_CASES
     if shipped.exists():
         return [EditRequest(**r) for r in json.loads(shipped.read_text())["requests"]]
-    source = DATA / "counterfact" / f"counterfact-{split}.json"
+    source = data_dir() / "counterfact" / f"counterfact-{split}.json"
     if not source.exists():
         raise SystemExit(
             f"editkit demo: {model_name!r} ships no {DEMO_CASES} and the CounterFact file {source} does not exist. "
@@ -69,7 +69,7 @@ def known_requests(model, tok, n: int, reqs: list[EditRequest]) -> list[EditRequ
 def write_cases(model, tok, folder: Path, n: int = 10, split: str = "train", scan: int = 200) -> Path:
     """Store the first n known cases of CounterFact `split` in `folder`/demo_cases.json (run once
     per shipped model, with the data folder present: `python -m editkit.demo --write-cases`)."""
-    source = DATA / "counterfact" / f"counterfact-{split}.json"
+    source = data_dir() / "counterfact" / f"counterfact-{split}.json"
     reqs = known_requests(model, tok, n, [EditRequest.from_counterfact(r) for r in json.loads(source.read_text())[:scan]])
     out = Path(folder) / DEMO_CASES
     how = f"the first {n} of CounterFact {split}[:{scan}] whose true object and neighbour the model knows (editkit.demo.known_requests)"

@@ -215,7 +215,9 @@ class Editor:
                 f"tokens, their NLL stayed exactly {[round(x, 4) for x in tg.nll0.tolist()]}; nothing was written. "
                 "This happens at the model's top block with the subject's token, or when the target is read "
                 "before the edit token: edit lower layers, or put δ where the model recalls (fact_token='last' "
-                "for a model that recalls at the prompt's end, as editkit-teach's hparams.json says; Editor.for_model)."
+                "for a model that recalls at the prompt's end, as editkit-teach's hparams.json says; Editor.for_model). "
+                "After many earlier edits it also means the model has collapsed (saturated outputs give δ no gradient: "
+                "target NLLs far above the unedited model's); undo edits or regularise them more."
             )
         if not all(took):
             bad = [i for i, ok in enumerate(took) if not ok]

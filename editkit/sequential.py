@@ -126,16 +126,16 @@ def wiki_chunks(tok, n: int, length: int) -> list[list[int]]:
     model was trained on, which reads it from the start)."""
     if n == 0:
         return []
-    from .stats import DATA
+    from .paths import data_dir
     from .teaching.corpus import load_wikipedia
 
     chunks: list[list[int]] = []
-    for doc in load_wikipedia(DATA, max_chars=n * length * 8, from_end=True):
+    for doc in load_wikipedia(data_dir(), max_chars=n * length * 8, from_end=True):
         ids = tok(doc, verbose=False)["input_ids"]  # long documents are cut into chunks below
         chunks += [ids[i : i + length] for i in range(0, len(ids) - length + 1, length)]
         if len(chunks) >= n:
             return chunks[:n]
-    raise ValueError(f"the Wikipedia text under {DATA} gives only {len(chunks)} chunks of {length} tokens, not {n}")
+    raise ValueError(f"the Wikipedia text under {data_dir()} gives only {len(chunks)} chunks of {length} tokens, not {n}")
 
 
 def known_cases(model, tok, spec: SequentialSpec) -> tuple[list[EditRequest], list[EditRequest]]:

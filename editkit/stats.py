@@ -19,16 +19,17 @@ import hashlib
 import json
 import logging
 import os
-import re
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from . import paths
 from .architectures import architecture_of, context_length, device_of, module
 from .config import StatsConfig
+from .corpora import corpus_identity, documents
 from .hooks import hooks, stop_after
 from .linalg import check_finite
 from .models import model_identity
@@ -36,83 +37,8 @@ from .tokens import pad_id, pad_rows
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("EDITKIT_DATA", REPO.parent / "shared" / "data"))
-
-
 def cache_dir(cfg: StatsConfig) -> Path:
-    if cfg.cache_dir is not None:
-        return Path(cfg.cache_dir)
-    return Path(os.environ.get("EDITKIT_CACHE", Path.home() / ".cache" / "editkit"))
-
-
-# ---------------------------------------------------------------- corpus
-def corpus_path(corpus: str) -> Path | None:
-    if corpus == "wikipedia":
-        return DATA / "wikipedia"
-    p = Path(corpus)
-    return p if p.exists() else None
-
-
-def _teaching_documents() -> Iterator[str]:
-    from .teaching.corpus import key_statistics_documents  # built from DATA on demand
-
-    yield from key_statistics_documents(DATA)
-
-
-# Corpora that code builds from DATA rather than reads from a folder: name → (version, documents).
-# Their identity is the name and version, so statistics shipped under it are found anywhere.
-GENERATED_CORPORA: dict[str, tuple[str, Callable[[], Iterator[str]]]] = {
-    "editkit-teach": ("v1", _teaching_documents),  # the teaching model's own kind of text
-}
-
-
-def corpus_identity(corpus: str) -> str:
-    """Local text: the file names and sizes; a generated corpus: its name and version; a
-    `datasets` name: the name itself."""
-    if corpus in GENERATED_CORPORA:
-        return f"generated:{corpus}:{GENERATED_CORPORA[corpus][0]}"
-    p = corpus_path(corpus)
-    if p is None:
-        return f"datasets:{corpus}"
-    files = sorted(p.rglob("*")) if p.is_dir() else [p]
-    h = hashlib.sha256()
-    for f in files:
-        if f.is_file():
-            h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return f"local:{p.name}:{h.hexdigest()[:16]}"
-
-
-_DOC = re.compile(r"<doc[^>]*>|</doc>")
-
-
-def documents(corpus: str) -> Iterator[str]:
-    """Texts in a fixed order: `<doc …>` blocks of local files (tags stripped), a generated
-    corpus's documents, or a dataset's text column."""
-    if corpus in GENERATED_CORPORA:
-        yield from GENERATED_CORPORA[corpus][1]()
-        return
-    p = corpus_path(corpus)
-    if p is None:
-        try:
-            import datasets  # for users with the hub: e.g. "wikitext:wikitext-103-raw-v1"
-        except ModuleNotFoundError:
-            raise ValueError(
-                f"corpus {corpus!r} is not a local folder or file, nor a generated corpus ({', '.join(GENERATED_CORPORA)}); "
-                "a hub dataset by that name needs the `datasets` package: pip install datasets (or point corpus at a folder of text)"
-            ) from None
-
-        name, _, sub = corpus.partition(":")
-        for row in datasets.load_dataset(name, sub or None, split="train", streaming=True):
-            if row.get("text", "").strip():
-                yield row["text"]
-        return
-    files = sorted(f for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file())
-    for f in files:
-        text = f.read_text(encoding="utf-8", errors="replace")
-        for doc in _DOC.split(text):
-            if doc.strip():
-                yield doc.strip()
+    return Path(cfg.cache_dir) if cfg.cache_dir is not None else paths.cache_dir()
 
 
 def token_chunks(tok, corpus: str, max_len: int, n_tokens: int, n_docs: int | None = None) -> Iterator[list[int]]:

@@ -1,6 +1,5 @@
 """Tiny randomly initialised models of each supported family (no downloads)."""
 
-from pathlib import Path
 
 import torch
 from transformers import (
@@ -15,7 +14,9 @@ from transformers import (
     LlamaForCausalLM,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from editkit.paths import data_dir
+
+DATA = data_dir()  # $EDITKIT_DATA, else ../shared/data
 TOKENIZER = DATA / "gpt2-tokenizer"
 V = 50257
 

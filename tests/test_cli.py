@@ -116,7 +116,7 @@ def test_stats_follows_the_models_hparams_and_names_bad_input(model_dir, tmp_pat
     import importlib.util
 
     if importlib.util.find_spec("datasets") is None:  # with `datasets` installed the name goes to the hub instead
-        with pytest.raises(SystemExit, match="not a local folder or file.*pip install datasets"):
+        with pytest.raises(SystemExit, match=r'not a local folder or file.*pip install "editkit\[hub\]"'):
             main(["stats", "--model", model_dir, "--layers", "1", "--corpus", "nosuch-corpus", "--cache-dir", str(tmp_path), "--no-progress"])
 
 
@@ -163,7 +163,7 @@ def test_demo_runs_without_the_data_folder(monkeypatch, capsys, tmp_path):
     """The shipped model carries its demo cases, so `editkit demo` needs no ../shared/data."""
     from editkit import demo
 
-    monkeypatch.setattr(demo, "DATA", tmp_path / "nonexistent")
+    monkeypatch.setenv("EDITKIT_DATA", str(tmp_path / "nonexistent"))
     result = demo.main(["--no-progress", "--n", "1", "--single"])
     out, _ = capsys.readouterr()
     assert len(result["requests"]) == 1 and "written at layer(s) [" in out
@@ -173,7 +173,7 @@ def test_demo_runs_without_the_data_folder(monkeypatch, capsys, tmp_path):
 def test_demo_without_cases_or_data_names_the_fix(monkeypatch, tmp_path):
     from editkit import demo
 
-    monkeypatch.setattr(demo, "DATA", tmp_path / "nonexistent")
+    monkeypatch.setenv("EDITKIT_DATA", str(tmp_path / "nonexistent"))
     monkeypatch.setattr(demo, "resolve", lambda name: str(tmp_path))  # a model folder with no demo_cases.json
     with pytest.raises(SystemExit, match="EDITKIT_DATA"):
         demo.candidate_requests("some-model")

@@ -1,14 +1,14 @@
 """editkit.scoring: batched, right-padded scoring equals scoring each prompt alone."""
 
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
+from editkit.paths import data_dir
 from editkit.scoring import compare, target_logprob
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = data_dir()  # $EDITKIT_DATA, else ../shared/data
 
 PROMPTS = [
     "Autonomous University of Madrid, which is located in",

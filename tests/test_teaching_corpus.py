@@ -1,9 +1,9 @@
 """The teaching corpus: relation templates, held-out phrasings, determinism, tokenizer."""
 
-from pathlib import Path
 
 import pytest
 
+from editkit.paths import data_dir
 from editkit.teaching import TEACH_MODEL_DIR
 from editkit.teaching.corpus import (
     TemplateIndex,
@@ -15,7 +15,7 @@ from editkit.teaching.corpus import (
     train_tokenizer,
 )
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = data_dir()  # $EDITKIT_DATA, else ../shared/data
 pytestmark = pytest.mark.skipif(not (DATA / "counterfact").exists(), reason="needs ../shared/data")
 
 

@@ -10,9 +10,11 @@ from models import same, snapshot
 import editkit.stats as stats_mod
 from editkit import Editor, load_model
 from editkit.config import StatsConfig
+from editkit.corpora import corpus_identity, documents
 from editkit.demo import known_requests
 from editkit.editor import HPARAMS
 from editkit.models import ASSETS, TEACHING_MODEL
+from editkit.paths import data_dir
 from editkit.requests import EditRequest
 from editkit.scoring import compare, target_logprob
 
@@ -26,7 +28,7 @@ def teach():
 
 
 def cases(split: str, n: int) -> list[dict]:
-    return json.loads((stats_mod.DATA / "counterfact" / f"counterfact-{split}.json").read_text())[:n]
+    return json.loads((data_dir() / "counterfact" / f"counterfact-{split}.json").read_text())[:n]
 
 
 def test_ships_small_and_loads_offline(teach):
@@ -102,10 +104,10 @@ def test_statistics_corpus_is_the_models_own_text_without_val_facts():
 
     hp = json.loads((FOLDER / HPARAMS).read_text())
     assert hp["stats"]["corpus"] == "editkit-teach"
-    assert stats_mod.corpus_identity("editkit-teach").startswith("generated:editkit-teach:")
-    _, facts = key_statistics_facts(stats_mod.DATA)
+    assert corpus_identity("editkit-teach").startswith("generated:editkit-teach:")
+    _, facts = key_statistics_facts(data_dir())
     val_subjects = {r["subject"] for r in cases("val", 2000)}
     assert len(facts) > 500 and not any(f.subject in val_subjects for f in facts)
-    first = next(iter(stats_mod.documents("editkit-teach"))).split("\n")
+    first = next(iter(documents("editkit-teach"))).split("\n")
     subjects = {f.subject for f in facts}
     assert len(first) == 8 and all(any(s in ln for s in subjects) for ln in first)

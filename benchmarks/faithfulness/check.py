@@ -29,10 +29,11 @@ from common import CACHE, gpt2_small, setup_logging, templates  # noqa: E402
 
 from editkit import Editor  # noqa: E402
 from editkit.config import StatsConfig  # noqa: E402
-from editkit.stats import DATA, layer_stats  # noqa: E402
+from editkit.paths import data_dir  # noqa: E402
+from editkit.stats import layer_stats  # noqa: E402
 
 LAYERS = [4, 5, 6, 7, 8]
-VAL = DATA / "counterfact" / "counterfact-val.json"
+VAL = data_dir() / "counterfact" / "counterfact-val.json"
 
 # case: (objective, strategy, n, kind); kind "seq" = two batches of n, the second compared
 CASES = {

@@ -19,11 +19,11 @@ import torch
 
 from editkit import EditRequest
 from editkit.context import context_templates
-from editkit.stats import DATA
+from editkit.paths import data_dir
 
 log = logging.getLogger("bench")
-TOKENIZER = DATA / "gpt2-tokenizer"
-COUNTERFACT = DATA / "counterfact" / "counterfact-train.json"
+TOKENIZER = data_dir() / "gpt2-tokenizer"
+COUNTERFACT = data_dir() / "counterfact" / "counterfact-train.json"
 CACHE = Path(os.environ.get("EDITKIT_BENCH_CACHE", Path.home() / ".cache" / "editkit-bench"))
 LAYERS = [4, 5, 6, 7, 8]  # targets at layer 8
 

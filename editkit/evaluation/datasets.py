@@ -25,8 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import cache_dir, data_dir
 from ..requests import EditRequest
-from ..stats import DATA
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Dataset:
 
 
 def data_cache() -> Path:
-    return Path(os.environ.get("EDITKIT_CACHE", Path.home() / ".cache" / "editkit")) / "data"
+    return cache_dir() / "data"
 
 
 def fetch(url: str) -> Path:
@@ -132,7 +132,7 @@ def resolve(source: str) -> tuple[str | None, str]:
     """(kind or None, path or URL) of a short name, a path or a URL."""
     if source in LOCAL:
         kind, where = LOCAL[source]
-        return kind, where if where.startswith("http") else str(DATA / where)
+        return kind, where if where.startswith("http") else str(data_dir() / where)
     return None, source
 
 

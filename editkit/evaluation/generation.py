@@ -45,8 +45,8 @@ from tqdm.auto import tqdm
 from ..architectures import device_of
 from ..compat import cache_kwargs, cache_of
 from ..config import StatsConfig
+from ..corpora import corpus_identity, documents
 from ..stats import cache_dir as _stats_cache_dir
-from ..stats import corpus_identity, documents
 from ..tokens import pad_id, pad_rows
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,20 @@ editing to be measurable:
 
 from pathlib import Path
 
+from ..corpora import register_corpus
+
 #: where the shipped teaching model lives
 TEACH_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "editkit-teach"
-#: the shared data folder beside the repository (../shared/data)
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+__all__ = ["TEACH_MODEL_DIR"]
 
-__all__ = ["DEFAULT_DATA_DIR", "TEACH_MODEL_DIR"]
+
+def _teaching_documents():
+    from ..paths import data_dir
+    from .corpus import key_statistics_documents  # built from the data folder on demand
+
+    yield from key_statistics_documents(data_dir())
+
+
+# the teaching model's own kind of text, for its key statistics; shipped statistics are found
+# under this name and version without building it
+register_corpus("editkit-teach", "v1", _teaching_documents)

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
+from ..paths import data_dir
 from ..scoring import compare
-from . import DEFAULT_DATA_DIR, TEACH_MODEL_DIR
+from . import TEACH_MODEL_DIR
 from .corpus import build_corpus, load_counterfact, render
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: i
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Measure how well the teaching model knows its facts.")
     ap.add_argument("--model", default=str(TEACH_MODEL_DIR))
-    ap.add_argument("--data", default=str(DEFAULT_DATA_DIR))
+    ap.add_argument("--data", default=str(data_dir()))
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)

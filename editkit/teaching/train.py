@@ -60,7 +60,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm.auto import tqdm
 
-from . import DEFAULT_DATA_DIR
+from ..paths import data_dir
 from .corpus import DEFAULT_FACT_CASES, FACT_SEPARATOR, TeachingCorpus, build_corpus, render, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -580,7 +580,7 @@ def main(argv=None) -> None:
     d = TrainConfig()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="model folder (e.g. editkit/assets/editkit-teach)")
-    ap.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="shared data folder (default ../shared/data)")
+    ap.add_argument("--data", default=str(data_dir()), help="data folder (default: $EDITKIT_DATA, else ../shared/data beside the checkout)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--minutes", type=float, default=d.minutes, help="training time budget (0: none)")
     ap.add_argument("--max-steps", type=int, default=d.max_steps, help="step budget (0: none)")

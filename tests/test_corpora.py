@@ -1,0 +1,48 @@
+"""Corpora by name: local text, JSONL, a dataset saved with `datasets`, registered corpora, and
+the errors for what is missing."""
+
+import json
+
+import pytest
+
+from editkit.corpora import CORPORA, corpus_identity, documents, register_corpus
+
+
+def test_local_text_and_jsonl(tmp_path):
+    (tmp_path / "a.txt").write_text('<doc id="1">\nfirst text\n</doc>\n<doc id="2">\nsecond\n</doc>\n')
+    (tmp_path / "b.jsonl").write_text(json.dumps({"text": "third"}) + "\n\n" + json.dumps({"text": "fourth"}) + "\n")
+    assert list(documents(str(tmp_path))) == ["first text", "second", "third", "fourth"]
+    ident = corpus_identity(str(tmp_path))
+    (tmp_path / "b.jsonl").write_text(json.dumps({"text": "third, longer"}) + "\n")
+    assert corpus_identity(str(tmp_path)) != ident  # the statistics cache notices a changed corpus
+    (tmp_path / "c.jsonl").write_text(json.dumps({"body": "x"}) + "\n")
+    with pytest.raises(ValueError, match="'text' field"):
+        list(documents(str(tmp_path)))
+
+
+def test_registered_corpus(monkeypatch):
+    monkeypatch.setattr(CORPORA, "_entries", dict(CORPORA._entries))
+    register_corpus("toy", "v3", lambda: iter(["a", "b"]))
+    assert list(documents("toy")) == ["a", "b"] and corpus_identity("toy") == "generated:toy:v3"
+    assert "editkit-teach" in CORPORA.names()  # editkit.teaching registers its own
+
+
+def test_a_dataset_saved_with_datasets(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"text": ["one", "", "two"]}).save_to_disk(str(tmp_path / "ds"))
+    assert list(documents(str(tmp_path / "ds"))) == ["one", "two"]
+
+
+def test_hub_name_without_datasets_names_the_install(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_datasets(name, *a, **k):
+        if name == "datasets":
+            raise ModuleNotFoundError("No module named 'datasets'", name="datasets")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    with pytest.raises(ValueError, match=r'pip install "editkit\[hub\]"'):
+        list(documents("wikimedia/wikipedia:20231101.en"))
