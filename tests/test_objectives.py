@@ -98,6 +98,18 @@ def test_least_squares_tends_to_equality_as_lambda_vanishes(gen):
     assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-4
 
 
+@pytest.mark.parametrize("n", [2, 7])
+def test_emmet_with_alpha_is_memit_with_lambda_alpha_times_lambda(gen, n):
+    """R (KᵀC⁻¹K + αI)⁻¹ KᵀC⁻¹ with C = λC0 equals R Kᵀ(λ'C0 + KKᵀ)⁻¹ with λ' = αλ (the unified
+    framework's observation; the sequential benchmark met it as identical EMMET and MEMIT runs)."""
+    W, K, V, C0, _ = random_problem(gen, n=n)
+    R = V - W @ K
+    emmet = Equality(alpha=0.01, mom2_weight=1000.0)(K, R, Preservation(C0))
+    memit = LeastSquares(mom2_weight=10.0)(K, R, Preservation(C0))
+    assert rel(emmet, memit) < 1e-9
+    assert rel(Equality(alpha=0.02, mom2_weight=1000.0)(K, R, Preservation(C0)), memit) > 1e-3
+
+
 def test_null_space_leaves_preserved_subspace_untouched(gen):
     W, K, V, C0, Kp = random_problem(gen, d_in=12, n=3, m=2)
     # give C0 a clear small-eigenvalue subspace of dimension 5
