@@ -1,8 +1,22 @@
+"""Tests in three tiers, each runnable alone:
+
+    tests/unit         pure math against definitions: solvers, strategies on a fake model,
+                       transforms, corpora; no model (`pytest tests/unit`, seconds)
+    tests/integration  tiny models of each family: fast paths against plain reimplementations
+                       (tests/plain_reference.py) at stated tolerances, editor, sweeps, tracing
+    tests/system       the shipped teaching model, the CLI, sequential runs, the teaching corpus
+
+Shared helpers live here: models.py (tiny models), plain_reference.py, fakes.py.
+"""
+
 import os
+import sys
 import tempfile
 
 import pytest
 import torch
+
+sys.path.insert(0, os.path.dirname(__file__))  # the helpers, for tests in every tier
 
 # Statistics the tests compute go to a temporary cache, never into the user's ~/.cache/editkit.
 os.environ["EDITKIT_CACHE"] = tempfile.mkdtemp(prefix="editkit-test-cache-")
