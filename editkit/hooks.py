@@ -21,12 +21,11 @@ Hook = Callable[[nn.Module, tuple, object], object]
 
 
 @contextmanager
-def hooks(*pairs: tuple[nn.Module, Hook], pre: bool = False) -> Iterator[None]:
+def hooks(*pairs: tuple[nn.Module, Hook]) -> Iterator[None]:
     handles = []
     try:
         for module, fn in pairs:
-            register = module.register_forward_pre_hook if pre else module.register_forward_hook
-            handles.append(register(fn))
+            handles.append(module.register_forward_hook(fn))
         yield
     finally:
         for h in handles:

@@ -52,7 +52,7 @@ class Located:
     """Texts with the token index where each reads or writes, and the request each belongs to."""
 
     texts: list[str]
-    index: list[int]  # subject's last token in each text
+    index: list[int]  # the edit token in each text (TargetConfig.fact_token: the subject's last token by default)
     owner: list[int]  # request index of each text
 
 

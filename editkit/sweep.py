@@ -58,7 +58,7 @@ def version() -> str:
         from importlib.metadata import version as v
 
         return v("editkit")
-    except Exception:  # noqa: BLE001 — not installed: the source tree's declared version
+    except Exception:  # noqa: BLE001 — not installed (run from a source tree without pip install)
         return "unknown"
 
 

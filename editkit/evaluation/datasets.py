@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import cache_dir, data_dir
@@ -60,7 +60,6 @@ class Dataset:
     source: str  # the name, path or URL given
     records: list[dict]
     start: int = 0
-    extras: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.records)

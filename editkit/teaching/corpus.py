@@ -199,9 +199,6 @@ class RelationRecovery:
     locality: list[tuple[str, str] | None]  # per record: (template, subject) of the locality prompt
     stats: dict = field(default_factory=dict)
 
-    def relation_of(self, template: str) -> list[str]:
-        return [r.id for r in self.relations if template in r.counts]
-
 
 class _UnionFind:
     def __init__(self, items):
