@@ -3,11 +3,12 @@
 # transforms, 20 batches of 100 edits (2,000), measured every 5 batches. Resumable: rerun it.
 #   bash benchmarks/sequential/run.sh A     (or B: the two halves, for two CPU jobs)
 #   editkit sequential --report benchmarks/sequential/runs/* --table benchmarks/sequential/table.md --plots benchmarks/sequential/plots
+# RUNS=<folder> writes the runs elsewhere (e.g. when running from a snapshot: git worktree add /tmp/bench HEAD).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1
-R=benchmarks/sequential/runs
-run() { name=$1; shift; python -m editkit.cli sequential --batches 20 --batch-size 100 --every 5 --no-progress --out "$R/$name" "$@" > /dev/null; echo "done $name"; }
+R=${RUNS:-benchmarks/sequential/runs}
+run() { name=$1; shift; [ -f "$R/$name/records.jsonl" ] && grep -q '"stopped"\|"batches": 20,\|"batches": 200,' "$R/$name/records.jsonl" && { echo "done $name (before)"; return; }; python -m editkit.cli sequential --batches 20 --batch-size 100 --every 5 --no-progress --out "$R/$name" "$@" > /dev/null; echo "done $name"; }
 case "${1:-A}" in
   A)
     run memit-spread --objective memit --strategy spread
@@ -16,6 +17,7 @@ case "${1:-A}" in
     run memit-spread-rect --objective memit --strategy spread --transform rect
     run memit-single --objective memit --strategy single
     run alphaedit-single --objective alphaedit --strategy single
+    run encore-spread-lam10 --objective encore --strategy spread --hparam mom2_weight=10
     ;;
   B)
     run emmet-spread --objective emmet --strategy spread
