@@ -42,6 +42,22 @@ def metrics_present(records: list[dict]) -> list[str]:
     return [m for m in names if any(_metric(r, m) is not None for r in records)]
 
 
+def figure(path: Path, draw, size: tuple[float, float] = (5.5, 3.8), dpi: int = 120, legend: int = 6) -> Path:
+    """One axes drawn by draw(ax), with its legend, saved as a PNG at `path` and closed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    ax.legend(fontsize=legend)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot(records: list[dict], out_dir: Path | str, metrics: list[str] | None = None) -> list[Path]:
     """One PNG per metric (metric vs batch size, log x, one line per objective × strategy [× grid
     point], the unedited model dashed) and `summary.png` with the main ones side by side."""
@@ -77,16 +93,7 @@ def plot(records: list[dict], out_dir: Path | str, metrics: list[str] | None = N
         ax.set_title(SHORT.get(m, m) + ("" if SHORT.get(m, m) == m else f"  ({m})"), fontsize=9)
         ax.grid(alpha=0.3)
 
-    paths = []
-    for m in metrics:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        draw(ax, m)
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        p = out_dir / f"{m}.png"
-        fig.savefig(p, dpi=120)
-        plt.close(fig)
-        paths.append(p)
+    paths = [figure(out_dir / f"{m}.png", lambda ax, m=m: draw(ax, m)) for m in metrics]
     main = [m for m in metrics if m in ("score", "efficacy_success", "paraphrase_success", "neighborhood_success",
                                         "efficacy", "generalization", "specificity", "final_memorization_error")][:6]
     if main:

@@ -285,33 +285,21 @@ def table(runs: list[dict]) -> str:
 
 def plot(runs: list[dict], folder: str | Path) -> list[Path]:
     """One PNG per metric against the number of edits, one line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .report import figure
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for group, key in METRICS + [(None, "weight_dist")]:
-        fig, ax = plt.subplots(figsize=(6, 4))
+
+    def draw(ax, group, key):
         for run in runs:
-            xs, ys = [], []
-            for rec in run["records"]:
-                if rec.get("stopped"):
-                    continue
-                v = max(rec["weight_dist"].values()) if key == "weight_dist" else _value(rec, group, key)
-                if v is not None:
-                    xs.append(rec["edits"])
-                    ys.append(v)
-            ax.plot(xs, ys, marker="o", label=run["name"])
-        label = ("max ‖W−W0‖_F" if key == "weight_dist" else key) + (f" ({group} edits)" if group else "")
+            pts = [(rec["edits"], max(rec["weight_dist"].values()) if key == "weight_dist" else _value(rec, group, key))
+                   for rec in run["records"] if not rec.get("stopped")]
+            pts = [(x, y) for x, y in pts if y is not None]
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=run["name"])
         ax.set_xlabel("edits applied")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = folder / f"{(group + '_') if group else ''}{key}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        ax.set_ylabel(("max ‖W−W0‖_F" if key == "weight_dist" else key) + (f" ({group} edits)" if group else ""))
+        if key == "weight_dist":
+            ax.set_yscale("log")
+
+    return [figure(folder / f"{(group + '_') if group else ''}{key}.png", lambda ax, g=group, k=key: draw(ax, g, k), size=(6, 4), dpi=100, legend=7)
+            for group, key in METRICS + [(None, "weight_dist")]]
