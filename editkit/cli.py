@@ -395,10 +395,10 @@ def sweep_spec(args):
 
 def cmd_sweep(args) -> int:
     from .report import markdown_table, plot
-    from .sweep import read_records, run_sweep
+    from .sweep import read_run_records, run_sweep
 
     if args.report_only:
-        records = [r for r in read_records(Path(args.out)) if r.get("kind") == "run"]
+        records = [r for r in read_run_records(Path(args.out)) if r.get("kind") == "run"]
         if not records:
             raise SystemExit(f"no runs in {args.out}")
     else:

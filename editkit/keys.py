@@ -100,7 +100,7 @@ CACHED = {"gpt2", "gptj", "gpt_neox", "llama"}  # families whose cached keys are
 
 
 @dataclass
-class _Batch:
+class _KeyBatch:
     """One batch of context rows, cut after its last edit token, and its cached block input:
     row r's positions S_t … i_r (t: its template); positions < S_t are the template's, kept once."""
 
@@ -148,7 +148,7 @@ class ModelAccess:
         self.plain = locate(tok, requests, ["{}"], fact_token)
         self.cache_bytes = cache_bytes
         self._tmpl = [t for _ in requests for t in range(len(templates))]  # template of each context row (locate's order)
-        self._batches: list[_Batch] | None = None  # context rows by batch, made on the first cached read
+        self._batches: list[_KeyBatch] | None = None  # context rows by batch, made on the first cached read
         self._prefix: dict[int, dict[int, torch.Tensor]] = {}  # c → template → (S_t, d) its rows' shared input of block c
         self._prefix_sign: dict[int, tuple] = {}
         self._template = None  # a block's output object (tensor or tuple), for the stand-ins
@@ -180,7 +180,7 @@ class ModelAccess:
             if not (n.startswith(blocks) and any(n.startswith(a) for a in above))
         )
 
-    def _make_batches(self) -> list[_Batch]:
+    def _make_batches(self) -> list[_KeyBatch]:
         """Batches as `read_at` makes them; S_t = min(longest token prefix common to all rows of
         template t, smallest i_r among them): the positions every row of t has alike."""
         loc, dev = self.with_context, device_of(self.model)
@@ -202,7 +202,7 @@ class ModelAccess:
             T = max(index) + 1
             parts.append((ids[:, :T], mask[:, :T], torch.tensor(index, device=dev), tmpl))
         S = {t: min(len(common[t]), lowest[t]) for t in common}
-        return [_Batch(ids, mask, index, torch.tensor(tmpl, device=dev), torch.tensor([S[t] for t in tmpl], device=dev)) for ids, mask, index, tmpl in parts]
+        return [_KeyBatch(ids, mask, index, torch.tensor(tmpl, device=dev), torch.tensor([S[t] for t in tmpl], device=dev)) for ids, mask, index, tmpl in parts]
 
     @staticmethod
     def _bytes(x: torch.Tensor | None) -> int:

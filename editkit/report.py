@@ -1,6 +1,6 @@
 """A sweep's report: one PNG per metric against batch size, and a markdown table of its runs.
 
-    records = read_records("results.jsonl")
+    records = read_run_records("results.jsonl")   # editkit.sweep
     plot(records, "plots/");  print(markdown_table(records))
 
 `fmt` is the one number format of editkit's tables (the CLI's too).

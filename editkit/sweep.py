@@ -151,7 +151,7 @@ def _hashed_config(cfg: EditorConfig) -> dict:
     return d
 
 
-def read_records(path: Path) -> list[dict]:
+def read_run_records(path: Path) -> list[dict]:
     """Records of a JSONL file; a line that does not parse (a run killed mid-write) is skipped."""
     path = Path(path)
     if not path.exists():
@@ -239,7 +239,7 @@ class Sweeper:
             "version": version(),
         }
         h = digest(key)
-        for r in read_records(self.out):
+        for r in read_run_records(self.out):
             if r.get("kind") == "baseline" and r.get("hash") == h:
                 self._baseline_rows = r["rows"]
                 log.info("baseline of %s read from %s", self.data.source, self.out)
@@ -348,7 +348,7 @@ class Sweeper:
         NaN once sequential edits broke the model, an edit that cannot take) is recorded as
         `kind: "failed"` with its error and the sweep goes on; the model is restored either way
         (each batch is undone, and a failing edit restores what it wrote). Resuming skips both."""
-        done = {r["hash"] for r in read_records(self.out) if r.get("kind") in ("run", "failed")}
+        done = {r["hash"] for r in read_run_records(self.out) if r.get("kind") in ("run", "failed")}
         runs = self.spec.runs()
         for b in sorted({r["batch_size"] for r in runs}):
             if self.spec.cases(b) != self.spec.n:
@@ -376,7 +376,7 @@ class Sweeper:
             _append(self.out, record)
             done.add(h)
             log.info("%s/%s b=%d %s: %s", run["objective"], run["strategy"], run["batch_size"], run["point"], _short(record["metrics"]))
-        return [r for r in read_records(self.out) if r.get("kind") == "run" and r["hash"] in mine]
+        return [r for r in read_run_records(self.out) if r.get("kind") == "run" and r["hash"] in mine]
 
 
 def _short(m: dict) -> str:
@@ -385,7 +385,7 @@ def _short(m: dict) -> str:
 
 def run_sweep(spec: SweepSpec, out: Path | str, model=None, tok=None, progress: bool = True) -> list[dict]:
     """Run (or resume) the sweep; return the run records of this spec's grid (the file may hold
-    other sweeps' runs too: `read_records` gives all of them)."""
+    other sweeps' runs too: `read_run_records` gives all of them)."""
     return Sweeper(spec, out, model, tok, progress).run()
 
 

@@ -141,7 +141,7 @@ def compute_targets(
 
 # ---------------------------------------------------------------- the padded batch and its reads
 @dataclass
-class _Batch:
+class _RowBatch:
     """All rows of a chunk, right-padded, and the P points whose logits the loss reads:
     first every target token (n_tok of them), then the edit token of each request's KL row (n)."""
 
@@ -170,7 +170,7 @@ def _check_length(model, rows: _Rows, requests) -> None:
         )
 
 
-def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
+def _batch(tok, rows: _Rows, n: int, dev) -> _RowBatch:
     B = len(rows.ids)
     ids, mask = pad_rows(rows.ids, pad_id(tok))
     read_b, read_t, y = [], [], []
@@ -187,7 +187,7 @@ def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
     rows_per_req = torch.bincount(owner[tb.unique()], minlength=n).float()
     weight = 1.0 / (row_len[tb] * rows_per_req[owner[tb]])
     as_long = lambda v: torch.tensor(v, dtype=torch.long, device=dev)  # noqa: E731
-    return _Batch(
+    return _RowBatch(
         ids.to(dev), mask.to(dev), [len(x) for x in rows.ids], as_long(rows.subj), owner.to(dev),
         as_long(rows.plain_row), as_long(read_b), as_long(read_t), as_long(y), weight.to(dev),
     )
@@ -197,7 +197,7 @@ def _batch(tok, rows: _Rows, n: int, dev) -> _Batch:
 class _FullPass:
     """Every step: the whole model on the whole batch, δ added by a hook on block L."""
 
-    def __init__(self, model, layer: int, b: _Batch):
+    def __init__(self, model, layer: int, b: _RowBatch):
         self.base, self.b = model.base_model, b
         self.block = module(model, architecture_of(model).blocks)[layer]
         self.rows = torch.arange(b.ids.shape[0], device=b.ids.device)
@@ -319,7 +319,7 @@ class _UpperPass:
     MAX_ROWS = 256  # rows per forward (bounds the memory of one forward)
     OVERHEAD = 16  # cost of one more step group, in positions run per step (Python + per-call work)
 
-    def __init__(self, model, layer: int, b: _Batch):
+    def __init__(self, model, layer: int, b: _RowBatch):
         from transformers import DynamicCache  # transformers ≥ 4.56 cache API
 
         self._Cache = DynamicCache
@@ -463,7 +463,7 @@ class _UpperPass:
         return torch.cat(outs)[self.inverse]
 
 
-def _pass(model, layer: int, b: _Batch, cfg: TargetConfig):
+def _pass(model, layer: int, b: _RowBatch, cfg: TargetConfig):
     if cfg.path == "fast":
         try:
             return _UpperPass(model, layer, b)

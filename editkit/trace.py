@@ -448,9 +448,9 @@ def fact_fields(record: Any) -> tuple[str, str, str]:
 def load_facts(source: str | Path, n: int | None = None) -> list[dict]:
     """The first n records of a JSON / JSON-lines file, a URL or a short name of
     `editkit.evaluation.datasets` ("knowns", "counterfact:val", …)."""
-    from .evaluation.datasets import read_records, resolve
+    from .evaluation.datasets import read_records, resolve_source
 
-    records = read_records(resolve(str(source))[1])
+    records = read_records(resolve_source(str(source))[1])
     return records[:n] if n is not None else records
 
 

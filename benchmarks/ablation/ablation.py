@@ -29,7 +29,7 @@ import torch
 from editkit import load_model
 from editkit.models import model_identity
 from editkit.report import markdown_table, plot
-from editkit.sweep import SweepSpec, read_records, run_sweep
+from editkit.sweep import SweepSpec, read_run_records, run_sweep
 
 HERE = Path(__file__).resolve().parent
 PAIRS = [(o, s) for o in ("rome", "emmet", "memit", "alphaedit") for s in ("single", "spread")]
@@ -94,7 +94,7 @@ def run(args) -> None:
     legacy = [json.loads(l) for l in failures.read_text().splitlines()] if failures.exists() else []
     for b in args.batch_sizes:  # all pairs at a batch size before the next: a cut-short run is still a complete curve prefix
         failed = legacy + [{"pair": f"{r['objective']}+{r['strategy']}", "batch_size": r["batch_size"]}
-                           for r in read_records(HERE / "results.jsonl") if r.get("kind") == "failed"]
+                           for r in read_run_records(HERE / "results.jsonl") if r.get("kind") == "failed"]
         for obj, strat in PAIRS:
             if obj not in args.objectives or (obj == "rome" and b > args.rome_max_batch):
                 continue
@@ -113,7 +113,7 @@ def run(args) -> None:
 def report(args) -> None:
     model, _ = _model(args)
     ident = model_identity(model)  # only this model's runs (the file may hold runs of an older one)
-    records = [r for r in read_records(HERE / "results.jsonl") if r.get("kind") == "run" and r["model_identity"] == ident]
+    records = [r for r in read_run_records(HERE / "results.jsonl") if r.get("kind") == "run" and r["model_identity"] == ident]
     plot(records, HERE / "plots")
     (HERE / "table.md").write_text(markdown_table(records) + "\n")
     print(markdown_table(records))

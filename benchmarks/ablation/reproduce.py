@@ -20,7 +20,7 @@ import torch
 
 from editkit import load_model
 from editkit.models import model_identity
-from editkit.sweep import SweepSpec, read_records, run_sweep
+from editkit.sweep import SweepSpec, read_run_records, run_sweep
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     model, tok = load_model(a.model)
     ident = model_identity(model)
     tuned = json.loads((HERE / "tuned.json").read_text())
-    old = [r for r in read_records(HERE / "results.jsonl") if r.get("kind") == "run" and r["model_identity"] == ident
+    old = [r for r in read_run_records(HERE / "results.jsonl") if r.get("kind") == "run" and r["model_identity"] == ident
            and r["objective"] == a.objective and r["strategy"] == a.strategy and r["batch_size"] == a.batch_size]
     if not old:
         raise SystemExit(f"no {a.objective}+{a.strategy} run at batch size {a.batch_size} in results.jsonl")

@@ -127,7 +127,7 @@ def guess_kind(record: dict) -> str:
     raise ValueError(f"cannot tell which data set a record with keys {sorted(record)} belongs to; pass kind=")
 
 
-def resolve(source: str) -> tuple[str | None, str]:
+def resolve_source(source: str) -> tuple[str | None, str]:
     """(kind or None, path or URL) of a short name, a path or a URL."""
     if source in LOCAL:
         kind, where = LOCAL[source]
@@ -137,7 +137,7 @@ def resolve(source: str) -> tuple[str | None, str]:
 
 def load(source: str = "counterfact", start: int = 0, n: int | None = None, kind: str | None = None) -> Dataset:
     """Records [start, start + n) of a data set (all from `start` when n is None)."""
-    k, where = resolve(source)
+    k, where = resolve_source(source)
     records = read_records(where)
     kind = kind or k or (guess_kind(records[0]) if records else None)
     if kind not in KINDS:

@@ -58,7 +58,7 @@ FACT_SEPARATOR = "\n"
 # ---------------------------------------------------------------------------------------------
 
 
-def load_counterfact(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> list[dict]:
+def counterfact_records(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> list[dict]:
     """CounterFact cases (flat EasyEdit format) of the given splits, in file order; each record
     gets a "split" key naming its file."""
     folder = Path(data_dir) / "counterfact"
@@ -110,7 +110,7 @@ def render(template: str, subject: str, obj: str | None = None) -> str:
     return prompt if obj is None else f"{prompt} {obj}."
 
 
-def template_of(prompt: str, subject: str) -> str | None:
+def find_template(prompt: str, subject: str) -> str | None:
     """The prompt with "{}" for the (first occurrence of the) subject; None when it is absent."""
     if SLOT in prompt:
         return prompt
@@ -239,7 +239,7 @@ def recover_relations(
     min_count: int = 2,
 ) -> RelationRecovery:
     """Group CounterFact templates into relations (see the module docstring for the method)."""
-    prompt_t: list[str | None] = [template_of(r["prompt"], r["subject"]) for r in records]
+    prompt_t: list[str | None] = [find_template(r["prompt"], r["subject"]) for r in records]
     known = sorted({t for t in prompt_t if t})
     index = TemplateIndex(known)
 
@@ -563,7 +563,7 @@ def build_corpus(
 ) -> TeachingCorpus:
     """Recover relations (from all cases), build facts (from the `fact_cases` selection, default
     all) and splits, load Wikipedia text; deterministic in `seed`."""
-    records = load_counterfact(data_dir)
+    records = counterfact_records(data_dir)
     if max_records is not None:
         records = records[:max_records]
     recovery = recover_relations(records)
@@ -652,7 +652,7 @@ def key_statistics_facts(data_dir: str | Path, train_cases: int = 500, seed: int
     `train_cases` CounterFact *train* cases and their neighbourhood facts, minus every fact
     whose subject is the subject of a val case (the ablation is reported on val)."""
     corpus = build_corpus(data_dir, seed=seed, wiki_chars=0, fact_cases={"train": train_cases, "val": 0})
-    val_subjects = {r["subject"] for r in load_counterfact(data_dir, splits=("val",))}
+    val_subjects = {r["subject"] for r in counterfact_records(data_dir, splits=("val",))}
     return corpus, [f for f in corpus.facts if f.subject not in val_subjects]
 
 

@@ -28,7 +28,7 @@ import torch
 from ..paths import data_dir
 from ..scoring import compare
 from . import TEACH_MODEL_DIR
-from .corpus import build_corpus, load_counterfact, render
+from .corpus import build_corpus, counterfact_records, render
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: i
         held = corpus.held_out_templates(f)
         if held:
             held_items.append((render(rng.choice(held), f.subject), f.object, f.target_new))
-    records = load_counterfact(data_dir)
+    records = counterfact_records(data_dir)
     if max_records is not None:
         records = records[:max_records]
     known = {(split, i) for split, ids in splits["counts"].get("fact_case_ids", {}).items() for i in ids}

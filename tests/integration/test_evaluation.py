@@ -10,7 +10,7 @@ from models import same, snapshot, tiny, tokenizer
 from editkit import Editor, EditRequest
 from editkit.evaluation import edit_metrics, evaluate, load
 from editkit.evaluation.counterfact import counterfact_rows, harmonic_mean, summarise
-from editkit.evaluation.datasets import fetch, guess_kind, read_records, resolve
+from editkit.evaluation.datasets import fetch, guess_kind, read_records, resolve_source
 from editkit.evaluation.generation import ReferenceTexts, TfIdf, generate, generation_metrics, ngram_entropy
 from editkit.evaluation.zsre import top1_predictions, zsre_rows
 from editkit.scoring import target_logprob
@@ -243,7 +243,7 @@ def test_rome_format_counterfact_matches_flat(tmp_path):
 
 
 def test_url_sources_resolve_without_network(tmp_path, monkeypatch):
-    kind, where = resolve("counterfact:rome")
+    kind, where = resolve_source("counterfact:rome")
     assert kind == "counterfact" and where.startswith("https://rome.baulab.info/data/dsets/")
     # the download path, exercised with a file:// URL (no network)
     src = tmp_path / "src" / "zsre_small.json"

@@ -7,7 +7,7 @@ from models import same, snapshot, tiny, tokenizer
 
 from editkit.evaluation import evaluate, load
 from editkit.report import markdown_table, plot
-from editkit.sweep import Sweeper, SweepSpec, read_records, run_sweep
+from editkit.sweep import Sweeper, SweepSpec, read_run_records, run_sweep
 
 FAST = dict(steps=3, n_context=1, context="fixed", n_tokens=1500, max_len=64, layers=[1, 2])
 
@@ -59,7 +59,7 @@ def test_sweep_runs_resumes_and_reproduces(tok, fast, tmp_path):
     assert same(before, snapshot(model))  # every batch undone
     assert [r["batch_size"] for r in records] == [1, 2]
     assert [r["n_batches"] for r in records] == [2, 1]
-    lines = read_records(out)
+    lines = read_run_records(out)
     assert [r["kind"] for r in lines] == ["baseline", "run", "run"]
     r = records[0]
     assert r["config"]["objective"] == "emmet" and r["config"]["hparams"]["alpha"] == 0.0 and r["config"]["seed"] == 3
@@ -81,7 +81,7 @@ def test_sweep_runs_resumes_and_reproduces(tok, fast, tmp_path):
     # a changed hyperparameter is a new run
     spec2 = spec.model_copy(update={"fixed": {**spec.fixed, "alpha": 0.5}, "batch_sizes": [2]})
     mine = run_sweep(spec2, out, model, tok, progress=False)
-    assert [x["kind"] for x in read_records(out)] == ["baseline", "run", "run", "run"]  # baseline reused
+    assert [x["kind"] for x in read_run_records(out)] == ["baseline", "run", "run", "run"]  # baseline reused
     assert len(mine) == 1 and mine[0]["config"]["hparams"]["alpha"] == 0.5  # only this sweep's runs, not the file's
 
 
@@ -96,7 +96,7 @@ def test_zsre_sweep_measures_specificity_against_baseline(tok, fast, tmp_path):
 def test_interrupted_line_is_ignored(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text(json.dumps({"kind": "run", "hash": "a"}) + "\n" + '{"kind": "run", "ha')
-    assert read_records(p) == [{"kind": "run", "hash": "a"}]
+    assert read_run_records(p) == [{"kind": "run", "hash": "a"}]
 
 
 def _record(obj, strat, b, es, base=0.1):
@@ -177,7 +177,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tok, fast, tmp_path):
     sw.requests = [dup, dup]  # b = 2 puts the same key twice into one equality solve
     records = sw.run()
     assert same(before, snapshot(model))
-    lines = read_records(out)
+    lines = read_run_records(out)
     failed = [r for r in lines if r["kind"] == "failed"]
     assert [r["batch_size"] for r in records] == [1] and [r["batch_size"] for r in failed] == [2]
     assert "SingularSystemError" in failed[0]["error"] and failed[0]["reference"]

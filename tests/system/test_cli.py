@@ -10,7 +10,7 @@ from models import tiny, tokenizer
 
 from editkit import Edit
 from editkit.cli import main, parse_grid, parse_layers, parse_pairs
-from editkit.sweep import read_records
+from editkit.sweep import read_run_records
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_sweep_command(model_dir, fast, tmp_path, capsys):
             "--strategies", "single", "--batch-sizes", "1", *fast, "--seed", "1",
             "--out", str(out), "--plots", str(tmp_path / "p"), "--table", str(tmp_path / "t.md")]
     assert main(args) == 0
-    (run,) = [r for r in read_records(out) if r["kind"] == "run"]
+    (run,) = [r for r in read_run_records(out) if r["kind"] == "run"]
     assert run["objective"] == "rome" and run["seed"] == 1 and run["config"]["target"]["steps"] == 3
     assert (tmp_path / "p" / "summary.png").exists() and "| rome | single |" in (tmp_path / "t.md").read_text()
     assert "| rome | single |" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from editkit.teaching import TEACH_MODEL_DIR
 from editkit.teaching.corpus import (
     TemplateIndex,
     build_corpus,
-    load_counterfact,
+    counterfact_records,
     recover_relations,
     render,
     rephrase_template,
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not (DATA / "counterfact").exists(), reason="nee
 
 @pytest.fixture(scope="module")
 def recovery():
-    return recover_relations(load_counterfact(DATA))
+    return recover_relations(counterfact_records(DATA))
 
 
 @pytest.fixture(scope="module")
