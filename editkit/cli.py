@@ -415,8 +415,13 @@ def cmd_stats(args) -> int:
     from .architectures import check_layers
     from .config import StatsConfig
     from .editor import default_layers, shipped_hparams
+    from .distributed import init_from_env, rank, world
     from .stats import cache_dir, cache_key, entry_name, layer_stats, shipped_dir
 
+    if init_from_env():  # under torchrun: each rank runs its share of the batches
+        log.info("key statistics: rank %d of %d", rank(), world())
+        if args.device is None and torch.cuda.is_available():
+            args.device = f"cuda:{torch.cuda.current_device()}"
     model, tok = _load(args)
     shipped = shipped_hparams(model) or {}  # the settings `edit` and `demo` use on this model
     layers = parse_layers(args.layers) or shipped.get("layers") or default_layers(model)
@@ -426,6 +431,8 @@ def cmd_stats(args) -> int:
     cfg = StatsConfig(**{**shipped.get("stats", {}), **{k: v for k, v in given.items() if v is not None}})
     log.info("key statistics for layers %s: %s", layers, cfg.model_dump(mode="json", exclude={"cache_dir"}))
     stats = layer_stats(model, tok, layers, cfg, progress=not args.no_progress)
+    if rank() != 0:
+        return 0
     rows = []
     for l in layers:
         C0 = stats[l]

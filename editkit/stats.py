@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import paths
+from . import distributed, paths
 from .architectures import architecture_of, context_length, device_of, module
 from .config import StatsConfig
 from .corpora import corpus_identity, documents
@@ -146,13 +146,22 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
         return int(mask.sum())
 
     try:
-        for batch in token_batches(tok, cfg.corpus, chunk_len(model, cfg), cfg.n_tokens, cfg.batch_size, cfg.n_docs):
+        for i, batch in enumerate(token_batches(tok, cfg.corpus, chunk_len(model, cfg), cfg.n_tokens, cfg.batch_size, cfg.n_docs)):
+            if not distributed.mine(i):  # under torch.distributed each rank runs its share (editkit.distributed)
+                continue
             got = run(batch)
             count += got
             bar.update(got)
     finally:
         model.train(training)
         bar.close()
+    if distributed.active():
+        for l in layers:  # a rank with no batch still takes part in every reduction
+            if l not in sums:
+                d = projs[l].weight.shape[0 if arch.transposed else 1]
+                sums[l] = torch.zeros(d, d, dtype=torch.float64, device=dev)
+            distributed.sum_(sums[l])
+        count = int(distributed.sum_(torch.tensor([count], dtype=torch.float64, device=dev)).item())
     if count == 0:
         raise ValueError(f"the corpus {cfg.corpus!r} gave no tokens; point StatsConfig.corpus at a folder of text")
     out = {l: (_symmetrize(s) / count).cpu() for l, s in sums.items()}
@@ -240,8 +249,10 @@ def layer_stats(model, tok, layers: list[int], cfg: StatsConfig, progress: bool 
                 break
     missing = [l for l in layers if l not in out]
     if missing:
-        fresh = collect(model, tok, missing, cfg, progress)
+        fresh = collect(model, tok, missing, cfg, progress and distributed.rank() == 0)
         for l in missing:
-            write_entry(cache_dir(cfg), keys[l], fresh[l])
+            if distributed.rank() == 0:  # one writer; every rank has the all-reduced C0
+                write_entry(cache_dir(cfg), keys[l], fresh[l])
             out[l] = fresh[l]
+        distributed.barrier()
     return out
