@@ -94,6 +94,20 @@ def test_undo_is_bit_exact_in_half_precision(dtype, tok, cache):
     assert same(before, snapshot(model))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_an_edited_model_exported_with_save_pretrained_reloads_bit_identical(dtype, tok, cache, tmp_path):
+    """The engineer's path: edit, `save_pretrained` (safetensors), reload; the dtype is kept."""
+    from transformers import AutoModelForCausalLM
+
+    model = tiny("gpt2").to(dtype)
+    editor(cache, objective="memit", distribute=True, layers=[1, 2]).edit(model, tok, REQS)
+    edited = snapshot(model)
+    model.save_pretrained(tmp_path / "m", safe_serialization=True)
+    assert (tmp_path / "m" / "model.safetensors").exists() and not list((tmp_path / "m").glob("*.bin"))
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "m", dtype=dtype)
+    assert next(again.parameters()).dtype == dtype and same(edited, snapshot(again))
+
+
 def test_applied_context_undoes_on_exception(tok, cache):
     model = tiny("gpt2")
     before = snapshot(model)
