@@ -142,6 +142,13 @@ def check_layers(model: nn.Module, layers: list[int]) -> None:
         )
     if sorted(set(layers)) != list(layers):
         raise ValueError(f"layers {layers} must be strictly increasing and without repeats.")
+    offloaded = [l for l in layers if weight_param(model, l).device.type == "meta"]
+    if offloaded:
+        raise ValueError(
+            f"the weights of layers {offloaded} are offloaded (accelerate keeps them on the meta device and loads them "
+            "only for each forward pass), so an edit could not be written there. Load the model with a device_map that "
+            "keeps the edited layers on a GPU or the CPU and offloads other modules only."
+        )
 
 
 def device_of(model) -> torch.device:

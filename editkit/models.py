@@ -36,8 +36,11 @@ def quiet_loading() -> None:
     hf_logging.disable_progress_bar()
 
 
-def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: str | None = None, revision: str | None = None):
-    """(model in eval mode, tokenizer)."""
+def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: str | None = None, revision: str | None = None,
+               device_map: str | dict | None = None, offload_folder: str | None = None):
+    """(model in eval mode, tokenizer). `device_map` ("auto", or {module: device | "cpu" | "disk"})
+    splits the model over devices with accelerate (`pip install "editkit[scale]"`); edited layers
+    must stay on a device (offloaded ones are refused by the editor), other modules may be offloaded."""
     if isinstance(name_or_path, tuple):
         model, tok = name_or_path
         return model, tok
@@ -47,6 +50,8 @@ def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: 
     kwargs = {"revision": revision} if revision else {}
     if dtype is not None:
         kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if device_map is not None:
+        kwargs.update(device_map=device_map, **({"offload_folder": offload_folder} if offload_folder else {}))
     log.info("loading %s", path)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -59,7 +64,7 @@ def load_model(name_or_path, *, dtype: torch.dtype | str | None = None, device: 
             f"load_model({TEACHING_MODEL!r})."
         ) from e
     tok = AutoTokenizer.from_pretrained(path, **({"revision": revision} if revision else {}))
-    if device is not None:
+    if device is not None and device_map is None:
         model = model.to(device)
     model.eval()
     model._editkit_identity = _hub_identity(str(name_or_path), path, model, revision)
@@ -74,6 +79,23 @@ def _hub_identity(name: str, path: str, model, revision: str | None) -> str | No
     return f"hub:{name}@{commit}"
 
 
+def _materialised_state(model) -> dict:
+    """model.state_dict(), with each tensor that accelerate offloaded (to the CPU map or to disk:
+    a `meta` placeholder in the module) read from its hook's weights map instead."""
+    state = model.state_dict()
+    if not any(t.device.type == "meta" for t in state.values()):
+        return state
+    for mname, m in model.named_modules():
+        hook = getattr(m, "_hf_hook", None)
+        if not (getattr(hook, "offload", False) and getattr(hook, "weights_map", None) is not None):
+            continue
+        for local, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+            full = f"{mname}.{local}" if mname else local
+            if full in state and t.device.type == "meta":
+                state[full] = hook.weights_map[local]
+    return state
+
+
 def model_identity(model) -> str:
     """A string that changes whenever the model's original weights would: hub name + revision,
     else a SHA-256 of every parameter and buffer. Computed once and kept on the model, so the
@@ -83,7 +105,7 @@ def model_identity(model) -> str:
         return ident
     h = hashlib.sha256()
     h.update(model.config.model_type.encode())
-    for name, t in sorted(model.state_dict().items()):
+    for name, t in sorted(_materialised_state(model).items()):
         h.update(name.encode())
         h.update(str(t.dtype).encode())
         h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")

@@ -41,9 +41,9 @@ def tokenizer():
 
 
 def snapshot(model) -> dict:
-    """Every weight as raw bits (NaN-safe bit-for-bit comparison)."""
+    """Every weight as raw bits (NaN-safe bit-for-bit comparison); offloaded (meta) placeholders skipped."""
     as_int = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # compare bits, not values (NaN == NaN)
-    return {k: v.detach().clone().view(as_int[v.dtype.itemsize]) for k, v in model.state_dict().items()}
+    return {k: v.detach().clone().view(as_int[v.dtype.itemsize]) for k, v in model.state_dict().items() if v.device.type != "meta"}
 
 
 def same(a: dict, b: dict) -> bool:
