@@ -414,8 +414,8 @@ def cmd_stats(args) -> int:
 
     from .architectures import check_layers
     from .config import StatsConfig
-    from .editor import default_layers, shipped_hparams
     from .distributed import init_from_env, rank, world
+    from .editor import default_layers, shipped_hparams
     from .stats import cache_dir, cache_key, entry_name, layer_stats, shipped_dir
 
     if init_from_env():  # under torchrun: each rank runs its share of the batches

@@ -4,11 +4,10 @@ layers kept on the CPU is bit-identical to the same edit of the plain model; the
 reads the offloaded weights; an offloaded layer is refused before anything is written."""
 
 import pytest
+from models import same, snapshot, tiny, tokenizer
 
 from editkit import Editor, EditRequest, load_model
 from editkit.models import model_identity
-
-from models import same, snapshot, tiny, tokenizer
 
 pytest.importorskip("accelerate")
 
