@@ -170,7 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--stats-dtype", default=None, choices=["float32", "float64"])
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--export-npz", metavar="DIR",
+                   help="also write them in rome/memit/AlphaEdit's layout: DIR/<model>/<corpus>_stats/<module>_<dtype>_mom2_<n>.npz")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("hparams", help="read an hparams file of rome/memit/EMMET/AlphaEdit/ENCORE/EasyEdit, or write editkit's settings as one")
+    p.add_argument("file", nargs="?", help="a .json or .yaml hparams file to translate into Editor keyword arguments")
+    p.add_argument("--objective", default=None, help="the algorithm, when the file has no alg_name (or to export)")
+    p.add_argument("--strategy", default=None)
+    p.add_argument("--export", action="store_true", help="print the settings editkit would use on --model under the originals' key names")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_hparams, device=None, dtype=None)
 
     p = sub.add_parser("sequential", help="T batches of b edits applied cumulatively, with degradation measured (resumable)")
     _common(p)
@@ -388,6 +399,24 @@ def cmd_sequential(args) -> int:
     return 0
 
 
+def cmd_hparams(args) -> int:
+    from .interop import from_reference_hparams, to_reference_hparams
+
+    if args.export:
+        model, _ = _load(args)
+        from .editor import make_editor
+
+        editor = make_editor(model, args.objective or "emmet", args.strategy or "single", True, progress=False)
+        print(json.dumps(to_reference_hparams(editor.config, model), indent=2))
+        return 0
+    if not args.file:
+        raise ValueError("give an hparams file to read, or --export")
+    objective, kwargs, ignored = from_reference_hparams(args.file, args.objective)
+    print(json.dumps({"objective": objective, "kwargs": kwargs, "ignored": ignored}, indent=2))
+    print(f"# Editor(objective={objective!r}, **kwargs)  (strategy: 'spread' for MEMIT-style layer ranges)", file=sys.stderr)
+    return 0
+
+
 def registered() -> dict[str, dict[str, str]]:
     """{kind: {name: reference}} of every plug-in registered in this installation."""
     from .distribution import STRATEGIES
@@ -442,6 +471,16 @@ def cmd_stats(args) -> int:
         where = shipped / name if shipped is not None and (shipped / name).exists() else cache_dir(cfg) / name
         rows.append([l, C0.shape[0], float(torch.trace(C0)), float(ev[-1] / ev[0].clamp_min(1e-300)), str(where)])
     print(_table(["layer", "d_in", "tr C0", "cond C0 (λmax/λmin)", "file"], rows))
+    if args.export_npz:
+        from .interop import npz_name, write_mom2_npz
+
+        name = Path(getattr(model.config, "_name_or_path", "") or "model").name
+        corpus = "wikipedia" if cfg.corpus == "wikipedia" else Path(cfg.corpus).name.replace(":", "_")
+        n = cfg.n_docs or cfg.n_tokens
+        for l in layers:
+            out = Path(args.export_npz) / name / f"{corpus}_stats" / npz_name(model, l, cfg.dtype, n)
+            write_mom2_npz(out, stats[l], count=n, sample_size=n, dtype=cfg.dtype)  # C0 = sum / count whatever the count
+            print(f"wrote {out}")
     if any(r[3] > 1e12 for r in rows):
         print("cond C0 > 1e12: C0 is (numerically) singular there, usually MLP units that never fire on the corpus;"
               " solves then need a ridge (Editor(..., ridge=1e-6)) or statistics over more text.")

@@ -72,7 +72,9 @@ class StatsConfig(_Strict):
     A recipe fills only what is not given explicitly."""
 
     recipe: Literal["editkit", "original"] = "editkit"
-    corpus: str = "wikipedia"  # a local folder/file of text, "wikipedia" (../shared/data), or a `datasets` name
+    # "wikipedia" (the data folder's), a local folder/file, a registered or hub corpus (editkit.corpora),
+    # or "npz:<dir>" (statistics in rome's layout, editkit.interop)
+    corpus: str = "wikipedia"
     n_tokens: int = Field(100_000, ge=1)  # tokens to collect (when n_docs is None)
     n_docs: int | None = Field(None, ge=1)  # documents to collect instead, one chunk each (the originals' mom2_n_samples)
     max_len: int | None = Field(128, ge=2)  # tokens per chunk; None: the model's context length

@@ -31,6 +31,7 @@ from .architectures import architecture_of, context_length, device_of, module
 from .config import StatsConfig
 from .corpora import corpus_identity, documents
 from .hooks import hooks, stop_after
+from .interop import find_npz, read_mom2_npz
 from .linalg import check_finite
 from .models import model_identity
 from .tokens import pad_id, pad_rows
@@ -239,6 +240,8 @@ def shipped_dir(model) -> Path | None:
 
 def layer_stats(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = True) -> dict[int, torch.Tensor]:
     """{layer: C0} from the shipped folder, the cache, or one collection pass for the missing ones."""
+    if cfg.corpus.startswith("npz:"):  # statistics the originals published or computed (editkit.interop)
+        return {l: read_mom2_npz(find_npz(cfg.corpus[4:], model, l))[0] for l in layers}
     out: dict[int, torch.Tensor] = {}
     keys = {l: cache_key(model, l, cfg) for l in layers}
     for l in layers:
