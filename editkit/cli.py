@@ -33,10 +33,10 @@ PASSTHROUGH = {"trace": "editkit.trace", "demo": "editkit.demo"}
 
 
 # ---------------------------------------------------------------- parsing helpers
-def parse_layers(text: str | None) -> list[int] | None:
-    """"3,4,5", "3-5" or "5" → [3, 4, 5] / [5]; None stays None."""
-    if text is None:
-        return None
+def parse_layers(text: str | None) -> list[int] | str | None:
+    """"3,4,5", "3-5" or "5" → [3, 4, 5] / [5]; "auto" stays "auto" (a causal trace picks them); None stays None."""
+    if text is None or text.strip() == "auto":
+        return None if text is None else "auto"
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -105,7 +105,7 @@ def _common(p: argparse.ArgumentParser, editing: bool = True) -> None:
         p.add_argument("--objective", default=None, help="a registered objective (`editkit list`; default: emmet)")
         p.add_argument("--strategy", default=None, help="a registered edit-distribution strategy (`editkit list`; default: single)")
         p.add_argument("--distribute", action="store_true", help="the older spelling of --strategy spread (MEMIT-style)")
-        p.add_argument("--layers", default=None, help="edited layers: 3,4,5 or 3-5 (default: the model's)")
+        p.add_argument("--layers", default=None, help="edited layers: 3,4,5 or 3-5, or auto (from a causal trace; default: the model's)")
         p.add_argument("--hparam", action="append", metavar="K=V", help="any Editor keyword or objective hyperparameter (repeatable)")
         p.add_argument("--no-shipped-hparams", action="store_true",
                        help="ignore the model's hparams.json (by default a model that ships one starts from it)")

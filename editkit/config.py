@@ -97,7 +97,8 @@ STATS_RECIPES = {"original": {"n_docs": 100_000, "max_len": None, "dtype": "floa
 class EditorConfig(_Strict):
     objective: str = "emmet"
     strategy: str = "single"  # a registered edit-distribution strategy (editkit.distribution): "single", "spread", "pmet", …
-    layers: list[int] | None = None  # None: the model's default layers
+    layers: list[int] | Literal["auto"] | None = None  # None: the model's default layers; "auto": from a causal trace (editkit.auto_layers)
+    auto_layers: int | None = Field(None, ge=1)  # layers="auto": how many consecutive layers (default: as many as the model's default range)
     hparams: dict = Field(default_factory=dict)  # the objective's hyperparameters (alpha, mom2_weight, …)
     target: TargetConfig = Field(default_factory=TargetConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
@@ -171,7 +172,7 @@ class EditorConfig(_Strict):
                 f"constraint_key='plain' needs an equality objective (rome, emmet); {self.objective!r} "
                 "solves with the averaged keys only: drop constraint_key or pick another objective"
             )
-        if self.layers is not None and (not self.layers or sorted(set(self.layers)) != self.layers):
+        if isinstance(self.layers, list) and (not self.layers or sorted(set(self.layers)) != self.layers):
             raise ValueError(f"layers {self.layers} must be a non-empty, strictly increasing list")
         return self
 

@@ -88,6 +88,7 @@ class Editor:
         self.one_at_a_time = entry.one_at_a_time
         self.strategy = STRATEGIES.get(self.config.strategy)()
         self.transforms = [build_transform(t) for t in self.config.transforms]
+        self.auto_choice: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → layers="auto"'s choice and its trace
         self.target_cache: TargetCache | None = None  # set one to share target values between editors (editkit.target_cache)
         self._history: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [Edit]
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {layer: Preservation}
@@ -119,12 +120,14 @@ class Editor:
         if tok is None:
             model, tok = load_model(model)
         requests = self.validate(model, tok, requests)
-        layers = self.layers(model)
+        layers = self.layers(model, tok)
         written = self.strategy.writes(layers)
         pres = self._preservation(model, tok, written)
         templates = self._context(model, tok)
         edit = Edit([], self.config.model_dump(mode="json"), [r.model_dump() for r in requests])
         info = edit.info
+        if model in self.auto_choice:
+            info["auto_layers"] = self.auto_choice[model]
         info.update(reference=self.reference, target_losses=[], target_steps=[], target_nll_initial=[], target_nll=[], took=[],
                     preservation=[], delta_norm=[], seconds={"targets": 0.0, "distribute": 0.0})
         edit._begin(model, written)
@@ -170,19 +173,32 @@ class Editor:
         the context templates and the key statistics of the layers it writes. Call it before
         re-applying saved edits to resume a sequence, so both come from the unedited model as
         they did in the uninterrupted run."""
-        self._preservation(model, tok, self.strategy.writes(self.layers(model)))
+        self._preservation(model, tok, self.strategy.writes(self.layers(model, tok)))
         self._context(model, tok)
         return self
 
-    def layers(self, model) -> list[int]:
-        layers = list(self.config.layers) if self.config.layers is not None else default_layers(model)
+    def layers(self, model, tok=None) -> list[int]:
+        """The configured layers; the model's default range; or, with layers="auto", the range a
+        causal trace picks (computed once per model, kept in `self.auto_choice[model]`)."""
+        if self.config.layers == "auto":
+            if model not in self.auto_choice:
+                if tok is None:
+                    raise ValueError("layers='auto' traces the model: pass its tokenizer (editor.layers(model, tok))")
+                from .auto_layers import choose_layers
+
+                n = self.config.auto_layers or len(default_layers(model))
+                with frozen(model):
+                    self.auto_choice[model] = choose_layers(model, tok, n)
+            layers = list(self.auto_choice[model]["layers"])
+        else:
+            layers = list(self.config.layers) if self.config.layers is not None else default_layers(model)
         check_layers(model, layers)
         return layers
 
     def validate(self, model, tok, requests) -> list[EditRequest]:
         """Every check that can fail before a weight is touched."""
         architecture_of(model)
-        self.layers(model)
+        self.layers(model, tok)
         requests = [r if isinstance(r, EditRequest) else EditRequest(**r) for r in requests]
         if not requests:
             raise ValueError("no requests given: pass at least one EditRequest")

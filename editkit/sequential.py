@@ -174,7 +174,7 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
     (out / "editor.json").write_text(editor.config.model_dump_json(indent=1))
     edits_reqs, others = known_cases(model, tok, spec)
     batches = [edits_reqs[i : i + spec.batch_size] for i in range(0, len(edits_reqs), spec.batch_size)]
-    layers = editor.strategy.writes(editor.layers(model))
+    layers = editor.strategy.writes(editor.layers(model, tok))
     W0 = {l: read_weight(model, l).detach().double().clone() for l in layers}
     nb_before = neighbour_prefs(model, tok, edits_reqs, spec.eval_batch_size)
     nb_slices, at = [], 0

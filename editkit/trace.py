@@ -88,6 +88,12 @@ def _path(arch: Architecture, kind: str) -> str:
     return {"hidden": arch.blocks + ".{}", "mlp": arch.mlp, "attn": arch.attn}[kind]
 
 
+def default_window(n_layers: int) -> int:
+    """ROME's window of 10 on GPT-2 XL's 48 layers, scaled: round(L/5) in 1 … 10 (a window of 10
+    on a 4-layer model would restore every layer and give a flat map)."""
+    return max(1, min(10, round(n_layers / 5)))
+
+
 def window_layers(layer: int, window: int, n_layers: int) -> range:
     """W(l) = [l − ⌊w/2⌋, l − ⌊w/2⌋ + w) clipped to [0, n_layers)."""
     lo = layer - window // 2
@@ -468,13 +474,15 @@ def trace_facts(
     min_prob: float | None = None,
     batch_size: int = 512,
     progress: bool = True,
+    max_known: int | None = None,
 ) -> TraceSummary:
     """Mean indirect effect over many facts, by token category (CATEGORIES) and layer.
 
     facts: records accepted by `fact_fields`. Fact i is traced with noise seed `seed + i`.
     only_known: trace only facts the clean model knows: the target's first token is the argmax
     of its next-token prediction (min_prob=None), or has probability >= min_prob. The others are
-    listed in `skipped`. With only_known=False every fact is traced.
+    listed in `skipped`. With only_known=False every fact is traced. max_known: stop once that
+    many facts were traced.
     Per fact the effect (score − low) is averaged over the positions of each category, then
     averaged over the facts that have that category (`counts`).
     """
@@ -485,6 +493,8 @@ def trace_facts(
     facts = list(facts)
     with _eval_mode(model):
         for i, rec in enumerate(tqdm(facts, desc="causal tracing", disable=not progress)):
+            if max_known is not None and len(used) >= max_known:
+                break
             template, subject, target = fact_fields(rec)
             tr = _Tracer(model, tok, template, subject, target, samples=samples, noise=noise,
                          seed=seed + i, batch_size=batch_size)
@@ -631,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     model, tok = load_model(args.model)
     model = (model.to(args.device) if args.device else model).eval()
     if args.window is None:
-        args.window = max(1, min(10, round(num_layers(model) / 5)))  # a window of 10 on a 4-layer model restores every layer: a flat map
+        args.window = default_window(num_layers(model))
     facts = load_facts(args.facts, args.n)
     try:
         summary = trace_facts(model, tok, facts, samples=args.samples, noise=args.noise,

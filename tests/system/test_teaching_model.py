@@ -111,3 +111,17 @@ def test_statistics_corpus_is_the_models_own_text_without_val_facts():
     first = next(iter(documents("editkit-teach"))).split("\n")
     subjects = {f.subject for f in facts}
     assert len(first) == 8 and all(any(s in ln for s in subjects) for ln in first)
+
+
+def test_auto_layers_trace_the_model_and_pick_the_best_window(teach):
+    """layers="auto" on the shipped model: a causal trace over CounterFact facts it knows, MEMIT's
+    rule (the 3-layer window of largest MLP effect at the last subject token), kept in the edit."""
+    from editkit.auto_layers import best_window
+
+    model, tok = teach
+    ed = Editor.for_model(model, objective="emmet", strategy="spread", layers="auto", auto_layers=3, progress=False)
+    req = EditRequest(prompt="{}, which is located in", subject="Autonomous University of Madrid", target_new="Sweden")
+    with ed.applied(model, tok, [req]) as edit:
+        choice = edit.info["auto_layers"]
+        assert edit.layers == choice["layers"] == best_window(torch.tensor(choice["effects"]), 3)
+        assert choice["facts"] >= 10 and len(choice["effects"]) == 4

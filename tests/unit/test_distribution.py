@@ -59,3 +59,14 @@ def test_strategy_registry():
     assert {"single", "spread"} <= set(STRATEGIES.names())
     with pytest.raises(UnknownNameError, match="single, spread"):
         STRATEGIES.get("everywhere")
+
+
+def test_auto_layers_take_the_window_with_the_largest_effect():
+    from editkit.auto_layers import best_window
+
+    e = torch.tensor([0.01, 0.02, 0.30, 0.25, 0.28, 0.02, float("nan")])
+    assert best_window(e, 3) == [2, 3, 4]
+    assert best_window(e, 1) == [2]
+    assert best_window(torch.zeros(4), 2) == [0, 1]  # ties: the lowest window
+    with pytest.raises(ValueError, match="cannot choose 5"):
+        best_window(torch.zeros(4), 5)
