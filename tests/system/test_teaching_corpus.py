@@ -5,15 +5,8 @@ import pytest
 
 from editkit.paths import data_dir
 from editkit.teaching import TEACH_MODEL_DIR
-from editkit.teaching.corpus import (
-    TemplateIndex,
-    build_corpus,
-    counterfact_records,
-    recover_relations,
-    render,
-    rephrase_template,
-    train_tokenizer,
-)
+from editkit.teaching.corpus import build_corpus, counterfact_records, train_tokenizer
+from editkit.teaching.relations import TemplateIndex, recover_relations, render, rephrase_template
 
 DATA = data_dir()  # $EDITKIT_DATA, else ../shared/data
 pytestmark = pytest.mark.skipif(not (DATA / "counterfact").exists(), reason="needs ../shared/data")
