@@ -7,7 +7,7 @@
     editkit stats --layers 3,4,5 --n-tokens 100000
     editkit sequential --objective encore --batches 20 --batch-size 100 --out runs/encore
     editkit list      (the registered objectives, strategies and transforms)
-    editkit trace …   (editkit.trace.main)        editkit demo …   (editkit.demo.main)
+    editkit trace --facts counterfact:val --n 100 --out trace.png      editkit demo …   (editkit.demo.main)
 
 Common flags: --model (default: editkit-teach, the shipped teaching model), --objective,
 --strategy (--distribute = --strategy spread), --layers, --hparam k=v (repeatable; any Editor keyword or objective
@@ -29,7 +29,7 @@ from .report import fmt
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "editkit-teach"
-PASSTHROUGH = {"trace": "editkit.trace", "demo": "editkit.demo"}
+PASSTHROUGH = {"demo": "editkit.demo"}
 
 
 # ---------------------------------------------------------------- parsing helpers
@@ -197,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", metavar="DIR")
     p.add_argument("--table", metavar="MD")
     p.set_defaults(func=cmd_sequential)
+
+    p = sub.add_parser("trace", help="causal traces averaged over facts (ROME's protocol): heat maps and the top MLP layers")
+    _common(p, editing=False)
+    p.add_argument("--facts", "--dataset", dest="facts", default="counterfact:val",
+                   help="facts file: known_1000 (subject, prompt, attribute) or CounterFact (prompt, subject, ground_truth), JSON or JSONL; "
+                   "or a data set name (knowns, counterfact:val: the default)")
+    p.add_argument("--n", type=int, default=100, help="number of facts read (default 100)")
+    p.add_argument("--out", default="causal_trace.png", help="PNG written")
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--noise", type=float, default=3.0, help="noise std in units of std(W_E)")
+    p.add_argument("--window", type=int, default=None,
+                   help="layers restored together for mlp/attn (ROME: 10 of GPT-2 XL's 48); default: a fifth of the model's layers, 1 to 10")
+    p.add_argument("--k", type=int, default=3, help="how many MLP layers to print")
+    p.add_argument("--all", action="store_true", help="also trace facts the model does not know")
+    p.add_argument("--min-prob", type=float, default=None, help="a fact is known when P(target) >= this (default: target is the argmax)")
+    p.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    p.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)  # the older spelling of --no-progress
+    p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("list", help="the registered objectives, strategies and transforms, with the code each follows")
     p.set_defaults(func=cmd_list)
@@ -428,6 +446,13 @@ def registered() -> dict[str, dict[str, str]]:
         "strategies": {n: STRATEGIES.get(n).reference for n in STRATEGIES.names()},
         "transforms": {n: TRANSFORMS.get(n).reference for n in TRANSFORMS.names()},
     }
+
+
+def cmd_trace(args) -> int:
+    from .trace import run
+
+    model, tok = _load(args)
+    return run(args, model.eval(), tok)
 
 
 def cmd_list(args) -> int:

@@ -42,7 +42,6 @@ Only the last position's logits are computed (`logits_to_keep=1`) when the model
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
 import math
@@ -608,48 +607,16 @@ def plot_traces(
 # command line
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`editkit trace`: average causal traces over facts, save the heat maps, print the top MLP
-    layers (at the last subject token)."""
-    ap = argparse.ArgumentParser(prog="editkit trace", description=main.__doc__)
-    ap.add_argument("--model", default="editkit-teach", help="a hub name, a local folder, or editkit-teach (default), as in every command")
-    ap.add_argument("--facts", "--dataset", dest="facts", default="counterfact:val",
-                    help="facts file: known_1000 (subject, prompt, attribute) or CounterFact "
-                    "(prompt, subject, ground_truth), JSON or JSONL; or a data set name (knowns, counterfact:val: the default)")
-    ap.add_argument("--n", type=int, default=100, help="number of facts read (default 100)")
-    ap.add_argument("--out", default="causal_trace.png", help="PNG written")
-    ap.add_argument("--samples", type=int, default=10)
-    ap.add_argument("--noise", type=float, default=3.0, help="noise std in units of std(W_E)")
-    ap.add_argument("--window", type=int, default=None,
-                    help="layers restored together for mlp/attn (ROME: 10 of GPT-2 XL's 48); default: a fifth of the model's layers, 1 to 10")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--k", type=int, default=3, help="how many MLP layers to print")
-    ap.add_argument("--all", action="store_true", help="also trace facts the model does not know")
-    ap.add_argument("--min-prob", type=float, default=None,
-                    help="a fact is known when P(target) >= this (default: target is the argmax)")
-    ap.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
-    ap.add_argument("--device", default=None, help="default: the model's own device (cpu unless loaded elsewhere)")
-    ap.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO)
-    from .models import load_model, quiet_loading  # hub names, folders, and editkit's shipped models alike
-
-    if args.quiet:
-        quiet_loading()
-
-    model, tok = load_model(args.model)
-    model = (model.to(args.device) if args.device else model).eval()
+def run(args, model, tok) -> int:
+    """`editkit trace` (its flags: editkit.cli): average causal traces over facts, save the heat
+    maps, print the top MLP layers at the last subject token."""
     if args.window is None:
         args.window = default_window(num_layers(model))
     facts = load_facts(args.facts, args.n)
-    try:
-        summary = trace_facts(model, tok, facts, samples=args.samples, noise=args.noise,
-                              window=args.window, seed=args.seed, only_known=not args.all,
-                              min_prob=args.min_prob, batch_size=args.batch_size,
-                              progress=not args.quiet)
-    except ValueError as err:  # nothing known, bad kinds/window, unreadable records
-        ap.exit(2, f"editkit trace: {err}\n")
+    summary = trace_facts(model, tok, facts, samples=args.samples, noise=args.noise,
+                          window=args.window, seed=args.seed, only_known=not args.all,
+                          min_prob=args.min_prob, batch_size=args.batch_size,
+                          progress=not args.no_progress)
     plot_traces(summary, args.out)
     layers = top_mlp_layers(summary, args.k)
     eff = summary.effects["mlp"][LAST_SUBJECT]
@@ -665,6 +632,3 @@ def main(argv: list[str] | None = None) -> int:
               "(Editor(..., fact_token=\"last\")) at the layers with the largest effect")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -21,6 +21,7 @@ from transformers import (
 
 from editkit import trace
 from editkit.architectures import num_layers
+from editkit.cli import main as cli_main
 from editkit.tokens import locate_subject
 
 D, L = 32, 4
@@ -285,16 +286,14 @@ def test_cli(gpt2, tok, tmp_path, capsys):
              {"prompt": "Toko Yasuda, the", "subject": "Toko Yasuda", "ground_truth": "guitar"}]
     (tmp_path / "facts.json").write_text(json.dumps(facts))
     out = tmp_path / "trace.png"
-    rc = trace.main(["--model", str(tmp_path / "model"), "--facts", str(tmp_path / "facts.json"),
-                     "--n", "2", "--out", str(out), "--samples", "2", "--window", "3",
-                     "--all", "--quiet"])
+    rc = cli_main(["trace", "--model", str(tmp_path / "model"), "--facts", str(tmp_path / "facts.json"),
+                   "--n", "2", "--out", str(out), "--samples", "2", "--window", "3", "--all", "--quiet"])
     printed = capsys.readouterr().out
     assert rc == 0 and out.stat().st_size > 0
     assert "traced 2 facts" in printed and "top MLP layers" in printed
-    with pytest.raises(SystemExit) as stop:  # the random model knows neither fact
-        trace.main(["--model", str(tmp_path / "model"), "--facts", str(tmp_path / "facts.json"),
-                    "--out", str(out), "--samples", "2", "--quiet"])
-    assert stop.value.code == 2 and "--all" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="editkit trace: .*--all"):  # the random model knows neither fact
+        cli_main(["trace", "--model", str(tmp_path / "model"), "--facts", str(tmp_path / "facts.json"),
+                  "--out", str(out), "--samples", "2", "--no-progress"])
 
 
 def test_trace_command_defaults_follow_the_other_commands(monkeypatch, tmp_path, capsys):
@@ -308,5 +307,5 @@ def test_trace_command_defaults_follow_the_other_commands(monkeypatch, tmp_path,
         return real(*a, **{**k, "samples": 1})
 
     monkeypatch.setattr(trace, "trace_facts", spy)
-    rc = trace.main(["--n", "3", "--out", str(tmp_path / "t.png"), "--no-progress"])
+    rc = cli_main(["trace", "--n", "3", "--out", str(tmp_path / "t.png"), "--no-progress"])
     assert rc == 0 and seen["window"] == 1 and "traced" in capsys.readouterr().out

@@ -120,16 +120,12 @@ def test_stats_follows_the_models_hparams_and_names_bad_input(model_dir, tmp_pat
             main(["stats", "--model", model_dir, "--layers", "1", "--corpus", "nosuch-corpus", "--cache-dir", str(tmp_path), "--no-progress"])
 
 
-def test_passthrough_to_trace_and_demo(monkeypatch):
+def test_passthrough_to_demo(monkeypatch):
     seen = {}
     fake_demo = types.ModuleType("editkit.demo")
     fake_demo.main = lambda argv: seen.setdefault("demo", argv) and 0
     monkeypatch.setitem(sys.modules, "editkit.demo", fake_demo)
-    import editkit.trace
-
-    monkeypatch.setattr(editkit.trace, "main", lambda argv: seen.setdefault("trace", argv) and 0)
     assert main(["demo", "--x", "1"]) == 0 and seen["demo"] == ["--x", "1"]
-    assert main(["trace", "--model", "m", "--facts", "f"]) == 0 and seen["trace"] == ["--model", "m", "--facts", "f"]
 
 
 def test_errors_are_messages(model_dir):
