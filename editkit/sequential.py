@@ -247,7 +247,11 @@ def read_runs(folders: list[str | Path]) -> list[dict]:
         f = Path(f)
         spec = json.loads((f / "spec.json").read_text())
         recs = [json.loads(l) for l in (f / "records.jsonl").read_text().splitlines() if l.strip()]
-        name = f"{spec['objective']}+{spec['strategy']}" + (f"+{'+'.join(map(str, spec['transforms']))}" if spec["transforms"] else "")
+        editor = f / "editor.json"  # the settings the run used (the objective's, after the model's hparams.json)
+        hp = json.loads(editor.read_text())["hparams"] if editor.exists() else {}
+        settings = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(hp.items()))
+        name = f"{spec['objective']}+{spec['strategy']}" + (f"+{'+'.join(map(str, spec['transforms']))}" if spec["transforms"] else "") \
+            + (f" ({settings})" if settings else "")
         runs.append({"name": name, "folder": str(f), "spec": spec, "records": recs})
     return runs
 

@@ -27,4 +27,9 @@ case "${1:-A}" in
     run encore-single --objective encore --strategy single
     run rome-single-b1 --objective rome --strategy single --batch-size 1 --batches 200 --every 50
     ;;
+  C)  # the same λ as the tuned MEMIT of that strategy, so that the rule (not λ) is what differs
+    run memit-pmet-lam10 --objective memit --strategy pmet --hparam mom2_weight=10
+    run encore-single-lam100 --objective encore --strategy single --hparam mom2_weight=100
+    run memit-spread-lam20000 --objective memit --strategy spread --hparam mom2_weight=20000
+    ;;
 esac
