@@ -39,6 +39,7 @@ from .edit import Edit
 from .editor import EditDidNotTakeError
 from .evaluation import load
 from .linalg import NonFiniteError
+from .objectives import OBJECTIVES
 from .requests import EditRequest
 from .scoring import target_logprob
 
@@ -249,6 +250,7 @@ def read_runs(folders: list[str | Path]) -> list[dict]:
         recs = [json.loads(l) for l in (f / "records.jsonl").read_text().splitlines() if l.strip()]
         editor = f / "editor.json"  # the settings the run used (the objective's, after the model's hparams.json)
         hp = json.loads(editor.read_text())["hparams"] if editor.exists() else {}
+        hp = OBJECTIVES.get(spec["objective"]).build(**hp).config.model_dump() if spec["objective"] in OBJECTIVES else hp  # with its defaults
         settings = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(hp.items()))
         name = f"{spec['objective']}+{spec['strategy']}" + (f"+{'+'.join(map(str, spec['transforms']))}" if spec["transforms"] else "") \
             + (f" ({settings})" if settings else "")
