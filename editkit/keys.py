@@ -44,7 +44,7 @@ from .architectures import add_delta, architecture_of, device_of, module, read_w
 from .context import flatten
 from .hooks import StandIn, hidden_of, hooks, replace_hidden, stop_after, swapped
 from .requests import EditRequest
-from .tokens import edit_position, encode_batch
+from .tokens import edit_position, encode_batch, shared_prefix
 
 
 @dataclass
@@ -184,7 +184,7 @@ class ModelAccess:
         """Batches as `read_at` makes them; S_t = min(longest token prefix common to all rows of
         template t, smallest i_r among them): the positions every row of t has alike."""
         loc, dev = self.with_context, device_of(self.model)
-        common: dict[int, list[int]] = {}
+        rows: dict[int, list[list[int]]] = {}
         lowest: dict[int, int] = {}
         parts = []
         for s in range(0, len(loc.texts), self.batch_size):
@@ -192,16 +192,11 @@ class ModelAccess:
             index = loc.index[s : s + self.batch_size]
             tmpl = self._tmpl[s : s + self.batch_size]
             for row, (t, n, i) in enumerate(zip(tmpl, lens, index)):
-                x = ids[row, :n].tolist()
-                p = common.setdefault(t, x)
-                k = 0
-                while k < min(len(p), len(x)) and p[k] == x[k]:
-                    k += 1
-                common[t] = p[:k]
+                rows.setdefault(t, []).append(ids[row, :n].tolist())
                 lowest[t] = min(lowest.get(t, i), i)
             T = max(index) + 1
             parts.append((ids[:, :T], mask[:, :T], torch.tensor(index, device=dev), tmpl))
-        S = {t: min(len(common[t]), lowest[t]) for t in common}
+        S = {t: shared_prefix(rows[t], lowest[t]) for t in rows}
         return [_KeyBatch(ids, mask, index, torch.tensor(tmpl, device=dev), torch.tensor([S[t] for t in tmpl], device=dev)) for ids, mask, index, tmpl in parts]
 
     @staticmethod

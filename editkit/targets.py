@@ -63,7 +63,7 @@ from .context import flatten
 from .hooks import StandIn, frozen, hidden_of, hooks, replace_hidden, swapped
 from .keys import locate, read_at
 from .requests import EditRequest
-from .tokens import edit_position, pad_id, pad_rows, target_ids
+from .tokens import edit_position, pad_id, pad_rows, shared_prefix, target_ids
 
 log = logging.getLogger(__name__)
 
@@ -293,12 +293,7 @@ def _families(ids: list[list[int]], subj: list[int], key_len: int = 4, min_share
         by_key.setdefault(tuple(x[:key_len]) if len(x) > key_len else ("row", r), []).append(r)
     families, rest = [], []
     for rows in by_key.values():
-        first, P = ids[rows[0]], min(subj[r] for r in rows)
-        for r in rows[1:]:
-            k = 0
-            while k < P and ids[r][k] == first[k]:
-                k += 1
-            P = k
+        P = shared_prefix([ids[r] for r in rows], min(subj[r] for r in rows))
         if len(rows) >= min_rows and P >= min_shared:
             families.append((rows, P))
         else:

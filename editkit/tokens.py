@@ -117,3 +117,16 @@ def target_ids(tok, target: str) -> list[int]:
     if not ids:
         raise ValueError(f"the target {target!r} tokenises to nothing; give a non-empty word")
     return ids
+
+
+def shared_prefix(seqs: list[list[int]], cap: int) -> int:
+    """How many leading tokens every sequence has alike, at most `cap` (the first edit position
+    among them): the prefix that rows of one context template can share as an attention cache
+    (keys and targets both use it)."""
+    first, P = seqs[0], min(cap, len(seqs[0]))
+    for x in seqs[1:]:
+        k = 0
+        while k < P and k < len(x) and x[k] == first[k]:
+            k += 1
+        P = k
+    return P

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1
 R=${RUNS:-benchmarks/sequential/runs}
-run() { name=$1; shift; [ -f "$R/$name/records.jsonl" ] && grep -q '"stopped"\|"batches": 20,\|"batches": 200,' "$R/$name/records.jsonl" && { echo "done $name (before)"; return; }; python -m editkit.cli sequential --batches 20 --batch-size 100 --every 5 --no-progress --out "$R/$name" "$@" > /dev/null; echo "done $name"; }
+run() { name=$1; shift; [ -f "$R/$name/records.jsonl" ] && grep -q '"stopped"\|"batches": 20,\|"batches": 200,\|"batches": 2000,' "$R/$name/records.jsonl" && { echo "done $name (before)"; return; }; python -m editkit.cli sequential --batches 20 --batch-size 100 --every 5 --no-progress --out "$R/$name" "$@" > /dev/null; echo "done $name"; }
 case "${1:-A}" in
   A)
     run memit-spread --objective memit --strategy spread
@@ -31,5 +31,6 @@ case "${1:-A}" in
     run memit-pmet-lam10 --objective memit --strategy pmet --hparam mom2_weight=10
     run encore-single-lam100 --objective encore --strategy single --hparam mom2_weight=100
     run memit-spread-lam20000 --objective memit --strategy spread --hparam mom2_weight=20000
+    run rome-single-b1-2000 --objective rome --strategy single --batch-size 1 --batches 2000 --every 500
     ;;
 esac

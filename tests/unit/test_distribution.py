@@ -70,3 +70,12 @@ def test_auto_layers_take_the_window_with_the_largest_effect():
     assert best_window(torch.zeros(4), 2) == [0, 1]  # ties: the lowest window
     with pytest.raises(ValueError, match="cannot choose 5"):
         best_window(torch.zeros(4), 5)
+
+
+def test_shared_prefix_is_the_common_start_capped_at_the_edit_position():
+    from editkit.tokens import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 7]], cap=10) == 2
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 4]], cap=3) == 3
+    assert shared_prefix([[5, 2], [1, 2]], cap=2) == 0
+    assert shared_prefix([[1, 2, 3]], cap=5) == 3
