@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--edit-layers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n-tokens", type=int, default=4000)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--ridge", type=float, default=1e-4, help="C0 over a few thousand tokens is singular at d_in = 11008 (rank ≤ tokens)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     from editkit.paths import data_dir
 
     rec = {"shape": "llama-2-7b layer", "hidden": 4096, "mlp": 11008, "vocab": 50257, "blocks": a.layers, "edit_layers": a.edit_layers,
-           "dtype": a.dtype, "threads": torch.get_num_threads(), "n_tokens": a.n_tokens, "steps": a.steps}
+           "dtype": a.dtype, "threads": torch.get_num_threads(), "n_tokens": a.n_tokens, "steps": a.steps, "ridge": a.ridge}
     tok = AutoTokenizer.from_pretrained(data_dir() / "gpt2-tokenizer")  # GPT-2's 50257 tokens stand in for Llama's 32000
     t = time.perf_counter()
     torch.manual_seed(0)
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
     rec["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
     rec["seconds_build"], rec["rss_gib_after_build"] = round(time.perf_counter() - t, 1), round(rss_gib(), 2)
     tok = AutoTokenizer.from_pretrained(data_dir() / "gpt2-tokenizer")
-    ed = Editor(objective="memit", strategy="spread", layers=a.edit_layers, steps=a.steps, n_tokens=a.n_tokens, max_len=128,
+    ed = Editor(objective="memit", strategy="spread", layers=a.edit_layers, steps=a.steps, n_tokens=a.n_tokens, max_len=128, ridge=a.ridge,
                 cache_dir=str(ROOT / ".scale-cache"), progress=False)
     t = time.perf_counter()
     ed.prepare(model, tok)
