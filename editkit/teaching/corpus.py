@@ -315,6 +315,21 @@ def train_tokenizer(corpus: TeachingCorpus, vocab_size: int = 8192, wiki_chars: 
     no prefix space, ByteLevel offsets untrimmed as in GPT-2. `<|endoftext|>` is bos, eos and pad.
     Returns a `transformers.PreTrainedTokenizerFast`.
     """
+
+    def texts():
+        yield from corpus.epoch_sentences(0, per_fact=3)
+        total = 0
+        for i in corpus.wiki_order(0):
+            yield corpus.wiki[i]
+            total += len(corpus.wiki[i])
+            if total >= wiki_chars:
+                break
+
+    return train_bpe(texts(), vocab_size)
+
+
+def train_bpe(texts: Iterator[str], vocab_size: int):
+    """The byte-level BPE of `train_tokenizer` over any texts."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -329,17 +344,7 @@ def train_tokenizer(corpus: TeachingCorpus, vocab_size: int = 8192, wiki_chars: 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-
-    def texts():
-        yield from corpus.epoch_sentences(0, per_fact=3)
-        total = 0
-        for i in corpus.wiki_order(0):
-            yield corpus.wiki[i]
-            total += len(corpus.wiki[i])
-            if total >= wiki_chars:
-                break
-
-    tk.train_from_iterator(texts(), trainer=trainer)
+    tk.train_from_iterator(texts, trainer=trainer)
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS, model_max_length=128
     )

@@ -1,0 +1,139 @@
+"""Probe for issue #10: does a small GPT-2 recall at the subject when every entity has several
+attributes, told in biographies with a permuted sentence order (Allen-Zhu & Li 2023)?
+
+    OMP_NUM_THREADS=1 python benchmarks/teaching/probe_bios.py --attributes 5 --minutes 12 --out benchmarks/teaching/probes.jsonl
+    OMP_NUM_THREADS=1 python benchmarks/teaching/probe_bios.py --attributes 1 --minutes 12 --out benchmarks/teaching/probes.jsonl
+
+Synthetic people (two-part invented names, several BPE tokens each) with `--attributes` of five
+relations (birth city, language, occupation, instrument, employer), each relation in three
+training phrasings and one held-out query phrasing. A training document is one person's
+biography: one sentence per attribute, in a random order and phrasing, the full name in each.
+A GPT-2 (4 layers, 128 wide, its own byte-level BPE) is trained for `--minutes` on one thread,
+then measured:
+  known        top-1 accuracy of the attribute after a training phrasing / the held-out phrasing
+  trace        editkit's causal trace over 40 known facts (held-out phrasing): the fraction of
+               P(object) that restoring the hidden state at the last subject token brings back at
+               layers 0 and 1, and the MLP indirect effect at the last subject token vs the last token
+Not editkit's teaching model: a probe of the data, with its numbers in probes.jsonl and
+benchmarks/teaching/probes.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+RELATIONS = {  # relation: (training phrasings, held-out query, objects)
+    "city": (["{} was born in", "{} came into the world in", "The birthplace of {} is"], "{} is originally from",
+             "Paris London Berlin Madrid Rome Vienna Prague Warsaw Lisbon Dublin Oslo Athens Cairo Tokyo Lima Quito Delhi Seoul Sydney Toronto".split()),
+    "language": (["{} speaks", "The mother tongue of {} is", "{} grew up speaking"], "The native language of {} is",
+                 "French English German Spanish Italian Dutch Polish Greek Arabic Japanese Russian Swedish Finnish Turkish Korean".split()),
+    "job": (["{} works as a", "By profession, {} is a", "{} earns a living as a"], "The occupation of {} is",
+            "teacher lawyer doctor farmer pilot baker nurse painter singer writer dancer sailor soldier judge chemist".split()),
+    "instrument": (["{} plays the", "The instrument of {} is the", "{} performs on the"], "The favourite instrument of {} is the",
+                   "piano violin guitar cello flute trumpet drums harp organ clarinet".split()),
+    "employer": (["{} is employed by", "{} works for", "The employer of {} is"], "The company of {} is",
+                 "Google Microsoft Toyota Nokia Siemens Philips Nestle Shell Boeing Airbus Intel Sony Apple Amazon Fiat".split()),
+}
+SYLLABLES = "ka ro mi te lu sa vo ne di pa zu re ko ba fi go hu ja le mo nu pi qu si to vu wa xe yo ze".split()
+
+
+def people(n: int, k: int, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    names, out = set(), []
+    while len(names) < n:
+        first = "".join(rnd.choice(SYLLABLES) for _ in range(2)).capitalize()
+        last = "".join(rnd.choice(SYLLABLES) for _ in range(3)).capitalize()
+        names.add(f"{first} {last}")
+    rels = list(RELATIONS)
+    for name in sorted(names):
+        chosen = rels[:k] if k == len(rels) else rnd.sample(rels, k)
+        out.append({"name": name, "facts": {r: rnd.choice(RELATIONS[r][2]) for r in chosen}})
+    return out
+
+
+def biography(p: dict, rnd: random.Random) -> str:
+    facts = list(p["facts"].items())
+    rnd.shuffle(facts)  # permuted sentence order
+    return " ".join(rnd.choice(RELATIONS[r][0]).format(p["name"]) + f" {o}." for r, o in facts)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, default=2000)
+    ap.add_argument("--attributes", type=int, default=5)
+    ap.add_argument("--minutes", type=float, default=12)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from editkit.teaching.corpus import train_bpe
+    from editkit.trace import CATEGORIES, LAST_SUBJECT, default_window, trace_facts
+
+    torch.manual_seed(a.seed)
+    rnd = random.Random(a.seed)
+    pop = people(a.people, a.attributes, a.seed)
+    tok = train_bpe((biography(p, rnd) for p in pop * 3), vocab_size=2048)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=a.width, n_layer=a.layers, n_head=4,
+                                       bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01, betas=(0.9, 0.95))
+    t0, step, losses = time.time(), 0, []
+    model.train()
+    while time.time() - t0 < a.minutes * 60:
+        docs = [biography(rnd.choice(pop), rnd) for _ in range(16)]
+        enc = tok(docs, return_tensors="pt", padding=True, truncation=True, max_length=128)
+        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        lr = 3e-3 * min(1.0, (step + 1) / 100)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = model(**enc, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+    model.eval()
+
+    def known(template_of, n=400):
+        hits = 0
+        sample = [(p, r, o) for p in pop[:n] for r, o in p["facts"].items()]
+        for p, r, o in sample:
+            ids = tok(template_of(r).format(p["name"]), return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                top = int(model(input_ids=ids).logits[0, -1].argmax())
+            hits += top == tok(" " + o)["input_ids"][0]
+        return hits / len(sample)
+
+    rec = {"attributes": a.attributes, "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
+           "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
+           "known_train_phrasing": round(known(lambda r: RELATIONS[r][0][0]), 3), "known_held_out_phrasing": round(known(lambda r: RELATIONS[r][1]), 3)}
+    facts = [(RELATIONS[r][1], p["name"], o) for p in pop for r, o in p["facts"].items()][:400]
+    w = default_window(a.layers)
+    s = trace_facts(model, tok, facts, kinds=["hidden", "mlp"], samples=5, window=w, max_known=40, progress=False)
+    span = max(s.high - s.low, 1e-9)
+    hid = (s.effects["hidden"][LAST_SUBJECT] / span).tolist()
+    rec.update(traced=len(s.facts), p_clean=round(s.high, 3), p_corrupt=round(s.low, 3),
+               restore_last_subject_hidden=[round(x, 3) for x in hid],
+               mlp_effect_last_subject=[round(float(x), 4) for x in s.effects["mlp"][LAST_SUBJECT]],
+               mlp_effect_last_token=[round(float(x), 4) for x in s.effects["mlp"][CATEGORIES.index("last token")]])
+    print(json.dumps(rec))
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
