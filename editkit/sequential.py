@@ -258,7 +258,7 @@ def read_runs(folders: list[str | Path]) -> list[dict]:
     return runs
 
 
-METRICS = [("all", "ES"), ("all", "PS"), ("all", "NS"), ("all", "NS_kept"), ("first", "ES"), (None, "other_known"), (None, "wiki_nll")]
+METRICS = [("all", "S"), ("all", "ES"), ("all", "PS"), ("all", "NS"), ("all", "NS_kept"), ("first", "ES"), (None, "other_known"), (None, "wiki_nll")]
 
 
 def _value(rec: dict, group: str | None, key: str):
@@ -270,11 +270,11 @@ def _value(rec: dict, group: str | None, key: str):
 
 def table(runs: list[dict]) -> str:
     """Markdown: one row per run at its last checkpoint, with the unedited model's row."""
-    head = ["run", "b", "edits", "ES", "PS", "NS", "NS kept", "first-batch ES", "other known", "wiki NLL", "max ‖W−W0‖", "s/edit"]
+    head = ["run", "b", "edits", "S", "ES", "PS", "NS", "NS kept", "first-batch ES", "other known", "wiki NLL", "max ‖W−W0‖", "s/edit"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     if runs:
         r0 = runs[0]["records"][0]
-        cells = [f"{_value(r0, g, k):.3f}" if _value(r0, g, k) is not None else "–" for g, k in METRICS[:4]]
+        cells = [f"{_value(r0, g, k):.3f}" if _value(r0, g, k) is not None else "–" for g, k in METRICS[:5]]
         lines.append("| unedited | – | 0 | " + " | ".join(cells) + f" | – | {r0['other_known']:.3f} | {r0['wiki_nll']:.3f} | 0 | – |")
     for run in runs:
         measured = [r for r in run["records"] if not r.get("stopped")]
