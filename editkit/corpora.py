@@ -2,7 +2,8 @@
 
     "wikipedia"            the Wikipedia text of the data folder (editkit.paths.data_dir())
     a local folder / file  WikiExtractor `<doc>` files or plain text (one document per `<doc>`
-                           block, or the whole file), or JSONL with a "text" field per line
+                           block, or the whole file), JSONL with a "text" field per line, or
+                           parquet with a "text" column
     a registered name      a corpus built by code, e.g. "editkit-teach" (registered by
                            editkit.teaching): register_corpus(name, version, documents_fn)
     "name" or "name:config"  a hub dataset, streamed (needs `pip install "editkit[hub]"`),
@@ -57,6 +58,18 @@ _DOC = re.compile(r"<doc[^>]*>|</doc>")
 
 
 def _file_documents(f: Path) -> Iterator[str]:
+    if f.suffix == ".parquet":  # a "text" column (pyarrow comes with the hub extra)
+        try:
+            import pyarrow.parquet as pq
+        except ModuleNotFoundError:
+            raise ValueError(f'{f}: reading parquet needs pyarrow: pip install "editkit[hub]"') from None
+        table = pq.read_table(f)
+        if "text" not in table.column_names:
+            raise ValueError(f"{f}: a parquet corpus needs a 'text' column (has {table.column_names})")
+        for t in table.column("text").to_pylist():
+            if t and t.strip():
+                yield t.strip()
+        return
     text = f.read_text(encoding="utf-8", errors="replace")
     if f.suffix == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):

@@ -46,3 +46,14 @@ def test_hub_name_without_datasets_names_the_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     with pytest.raises(ValueError, match=r'pip install "editkit\[hub\]"'):
         list(documents("wikimedia/wikipedia:20231101.en"))
+
+
+def test_parquet_text_column(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["alpha", " ", "beta"], "id": [1, 2, 3]}), tmp_path / "part-0.parquet")
+    assert list(documents(str(tmp_path))) == ["alpha", "beta"]
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "part-1.parquet")
+    with pytest.raises(ValueError, match="'text' column"):
+        list(documents(str(tmp_path)))
