@@ -33,4 +33,7 @@ case "${1:-A}" in
     run memit-spread-lam20000 --objective memit --strategy spread --hparam mom2_weight=20000
     run rome-single-b1-2000 --objective rome --strategy single --batch-size 1 --batches 2000 --every 500
     ;;
+  D)
+    run rome-spread-b1 --objective rome --strategy spread --batch-size 1 --batches 200 --every 50
+    ;;
 esac
