@@ -11,9 +11,10 @@ biography: one sentence per attribute, in a random order and phrasing, the full 
 A GPT-2 (4 layers, 128 wide, its own byte-level BPE) is trained for `--minutes` on one thread,
 then measured:
   known        top-1 accuracy of the attribute after a training phrasing / the held-out phrasing
-  trace        editkit's causal trace over 40 known facts (held-out phrasing): the fraction of
-               P(object) that restoring the hidden state at the last subject token brings back at
-               layers 0 and 1, and the MLP indirect effect at the last subject token vs the last token
+  trace        editkit's causal trace over ≤ 40 known facts, in the held-out and in a training
+               phrasing: the fraction of P(object) that restoring the hidden state at the last
+               subject token brings back per layer, and the MLP indirect effect at the last subject
+               token vs the last token
 Not editkit's teaching model: a probe of the data, with its numbers in probes.jsonl and
 benchmarks/teaching/probes.md.
 """
@@ -75,6 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--save", default=None, help="keep the probe model here (save_pretrained)")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -119,15 +121,24 @@ def main(argv=None) -> int:
     rec = {"attributes": a.attributes, "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
            "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
            "known_train_phrasing": round(known(lambda r: RELATIONS[r][0][0]), 3), "known_held_out_phrasing": round(known(lambda r: RELATIONS[r][1]), 3)}
-    facts = [(RELATIONS[r][1], p["name"], o) for p in pop for r, o in p["facts"].items()][:400]
     w = default_window(a.layers)
-    s = trace_facts(model, tok, facts, kinds=["hidden", "mlp"], samples=5, window=w, max_known=40, progress=False)
-    span = max(s.high - s.low, 1e-9)
-    hid = (s.effects["hidden"][LAST_SUBJECT] / span).tolist()
-    rec.update(traced=len(s.facts), p_clean=round(s.high, 3), p_corrupt=round(s.low, 3),
-               restore_last_subject_hidden=[round(x, 3) for x in hid],
-               mlp_effect_last_subject=[round(float(x), 4) for x in s.effects["mlp"][LAST_SUBJECT]],
-               mlp_effect_last_token=[round(float(x), 4) for x in s.effects["mlp"][CATEGORIES.index("last token")]])
+    for name, phrasing in (("held_out", lambda r: RELATIONS[r][1]), ("train", lambda r: RELATIONS[r][0][0])):
+        facts = [(phrasing(r), p["name"], o) for p in pop for r, o in p["facts"].items()][:400]
+        try:
+            s = trace_facts(model, tok, facts, kinds=["hidden", "mlp"], samples=5, window=w, max_known=40, progress=False)
+        except ValueError:  # none known in this phrasing
+            rec[f"trace_{name}"] = None
+            continue
+        span = max(s.high - s.low, 1e-9)
+        rec[f"trace_{name}"] = {
+            "traced": len(s.facts), "p_clean": round(s.high, 3), "p_corrupt": round(s.low, 3),
+            "restore_last_subject_hidden": [round(float(x), 3) for x in s.effects["hidden"][LAST_SUBJECT] / span],
+            "mlp_effect_last_subject": [round(float(x), 4) for x in s.effects["mlp"][LAST_SUBJECT]],
+            "mlp_effect_last_token": [round(float(x), 4) for x in s.effects["mlp"][CATEGORIES.index("last token")]],
+        }
+    if a.save:
+        model.save_pretrained(a.save)
+        tok.save_pretrained(a.save)
     print(json.dumps(rec))
     if a.out:
         with open(a.out, "a") as f:
