@@ -42,8 +42,9 @@ def metrics_present(records: list[dict]) -> list[str]:
     return [m for m in names if any(_metric(r, m) is not None for r in records)]
 
 
-def figure(path: Path, draw, size: tuple[float, float] = (5.5, 3.8), dpi: int = 120, legend: int = 6) -> Path:
-    """One axes drawn by draw(ax), with its legend, saved as a PNG at `path` and closed."""
+def figure(path: Path, draw, size: tuple[float, float] = (5.5, 3.8), dpi: int = 120, legend: int = 6, outside: bool = False) -> Path:
+    """One axes drawn by draw(ax), with its legend (right of the axes if `outside`), saved as a
+    PNG at `path` and closed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,7 +52,10 @@ def figure(path: Path, draw, size: tuple[float, float] = (5.5, 3.8), dpi: int = 
 
     fig, ax = plt.subplots(figsize=size)
     draw(ax)
-    ax.legend(fontsize=legend)
+    if outside:
+        ax.legend(fontsize=legend, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    else:
+        ax.legend(fontsize=legend)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

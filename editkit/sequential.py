@@ -296,16 +296,20 @@ def plot(runs: list[dict], folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
+    import matplotlib.pyplot as plt
+
     def draw(ax, group, key):
-        for run in runs:
+        for i, run in enumerate(runs):
             pts = [(rec["edits"], max(rec["weight_dist"].values()) if key == "weight_dist" else _value(rec, group, key))
                    for rec in run["records"] if not rec.get("stopped")]
             pts = [(x, y) for x, y in pts if y is not None]
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=run["name"])
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", ms=3, label=run["name"], color=plt.cm.tab20(i % 20),
+                    linestyle=("-", "--", ":")[i // 20 % 3])
         ax.set_xlabel("edits applied")
         ax.set_ylabel(("max ‖W−W0‖_F" if key == "weight_dist" else key) + (f" ({group} edits)" if group else ""))
         if key == "weight_dist":
             ax.set_yscale("log")
 
-    return [figure(folder / f"{(group + '_') if group else ''}{key}.png", lambda ax, g=group, k=key: draw(ax, g, k), size=(6, 4), dpi=100, legend=7)
+    return [figure(folder / f"{(group + '_') if group else ''}{key}.png", lambda ax, g=group, k=key: draw(ax, g, k), size=(11, 4.5), dpi=100,
+                   legend=7, outside=True)
             for group, key in METRICS + [(None, "weight_dist")]]
