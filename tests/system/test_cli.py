@@ -3,6 +3,7 @@
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -185,3 +186,18 @@ def test_shipped_demo_cases_are_the_known_cases_of_the_data(monkeypatch):
     model, tok = demo.load_model(TEACHING_MODEL)
     fresh = demo.known_requests(model, tok, len(shipped), demo.candidate_requests(TEACHING_MODEL))
     assert [r.model_dump() for r in fresh] == [r.model_dump() for r in shipped]
+
+
+def test_list_hparams_and_sequential_report(capsys, tmp_path):
+    """`editkit list` shows every registered plug-in; `editkit hparams` reads an originals' file;
+    `editkit sequential --report` tabulates run folders."""
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("encore", "memit", "pmet", "spread", "rect", "prune", "knowledge-editing-regularization"))
+    (tmp_path / "h.json").write_text(json.dumps({"alg_name": "MEMIT", "layers": [1, 2], "v_lr": 0.5, "mom2_update_weight": 20000}))
+    assert main(["hparams", str(tmp_path / "h.json")]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["objective"] == "memit" and got["kwargs"] == {"layers": [1, 2], "lr": 0.5, "mom2_weight": 20000}
+    runs = sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "benchmarks" / "sequential" / "runs").glob("encore-*"))
+    assert runs and main(["sequential", "--report", *runs, "--table", str(tmp_path / "t.md")]) == 0
+    assert "encore+spread" in (tmp_path / "t.md").read_text()
