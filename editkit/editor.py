@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from .architectures import add_delta, architecture_of, as_math, check_layers, num_layers
+from .architectures import add_delta, architecture_of, as_math, check_layers, num_layers, weight_param
 from .config import EditorConfig, build_config
 from .context import context_templates
 from .distribution import STRATEGIES, LayerUpdate
@@ -264,7 +264,8 @@ class Editor:
             add_delta(model, layer, fix)
             edit.updates.append(LayerUpdate(layer, D.new_zeros(D.shape[1], 0), D.new_zeros(D.shape[0], 0), D.new_zeros(D.shape[0], 0), fix))
             edit.info["delta_norm"].append(float(fix.norm()))
-            edit.info["preservation"].append(float(torch.trace(fix @ pres[layer].C0 @ fix.T).clamp_min(0).sqrt()))
+            C0 = pres[layer].C0.to(fix.device)
+            edit.info["preservation"].append(float(torch.trace(fix @ C0 @ fix.T).clamp_min(0).sqrt()))
             edit.info.setdefault("transformed", []).append({"layer": layer, "norm_before": float(D.norm()), "norm_after": float(D2.norm())})
 
     def _preservation(self, model, tok, layers: list[int]) -> dict[int, Preservation]:
@@ -272,7 +273,7 @@ class Editor:
         missing = [l for l in layers if l not in cache]
         if missing:
             for l, C0 in layer_stats(model, tok, missing, self.config.stats, self.config.progress).items():
-                cache[l] = Preservation(C0, ridge=self.config.stats.ridge)
+                cache[l] = Preservation(C0.to(weight_param(model, l).device), ridge=self.config.stats.ridge)  # solves run on the layer's device
         return cache
 
     def _context(self, model, tok) -> list[list[str]]:
@@ -297,10 +298,10 @@ class Editor:
 
         def solve(layer: int, K: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
             p = pres[layer].with_keys(self._earlier_keys(model, layer, edit))
-            dW = self.objective(K, R, p, access.plain_keys(layer) if plain else None)
+            dW = self.objective(K, R, p, access.plain_keys(layer) if plain else None)  # on C0's device
             edit.info["delta_norm"].append(float(dW.norm()))
-            edit.info["preservation"].append(preservation_cost(dW, R, p.C0))
-            return dW
+            edit.info["preservation"].append(preservation_cost(dW, R.to(dW.device, torch.float64), p.C0))
+            return dW.cpu()
 
         return solve
 

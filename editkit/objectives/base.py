@@ -52,7 +52,7 @@ class Preservation:
             self.C0 = self.C0 + (self.ridge * float(torch.trace(self.C0)) / d) * torch.eye(d, dtype=self.C0.dtype, device=self.C0.device)
             self.ridge = 0.0  # applied once; copies made by with_keys share the regularised C0
         if self.Kp is not None:
-            self.Kp = as64(self.Kp)
+            self.Kp = as64(self.Kp).to(self.C0.device)
             if self.Kp.shape[1] == 0:
                 self.Kp = None
 
@@ -125,7 +125,7 @@ class Objective(ABC):
         self.config = config if config is not None else self.Config(**hparams)
 
     def __call__(self, K: torch.Tensor, R: torch.Tensor, pres: Preservation, Kc: torch.Tensor | None = None) -> torch.Tensor:
-        K, R = as64(K), as64(R)
+        K, R = as64(K).to(pres.C0.device), as64(R).to(pres.C0.device)  # solved where C0 lives (the edited layer's device)
         if K.ndim != 2 or R.ndim != 2 or K.shape[1] != R.shape[1] or K.shape[0] != pres.d_in:
             raise ValueError(
                 f"shape mismatch: K {tuple(K.shape)} must be (d_in={pres.d_in}, n) and R "
@@ -138,7 +138,7 @@ class Objective(ABC):
         else:
             if not self.takes_constraint_keys:
                 raise ValueError(f"the {self.name} objective has no separate constraint keys Kc; it solves with K only")
-            Kc = as64(Kc)
+            Kc = as64(Kc).to(pres.C0.device)
             if Kc.shape != K.shape:
                 raise ValueError(f"shape mismatch: constraint keys Kc {tuple(Kc.shape)} must be shaped like K {tuple(K.shape)}")
             check_finite(Kc, "the constraint keys Kc")

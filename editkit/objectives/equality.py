@@ -77,7 +77,7 @@ class Equality(Objective):
         if Kc is not None:
             L = pres.cholesky(lam, "C = λC0 + KpKpᵀ", REMEDY_C)
             CinvK = torch.cholesky_solve(K, L)  # (d_in, n)
-            D = CinvK.T @ Kc + alpha * torch.eye(n, dtype=K.dtype)  # (n, n)
+            D = CinvK.T @ Kc + alpha * torch.eye(n, dtype=K.dtype, device=K.device)  # (n, n)
             if n == 1 and float(D.abs()) < 1e-300:
                 raise SingularSystemError(f"k_cᵀ C⁻¹ k̄ = 0: the plain key is C⁻¹-orthogonal to the averaged one; {REMEDY_D}")
             X = torch.linalg.solve_ex(D.T, R.T)  # Xᵀ = R (D + αI)⁻¹
@@ -90,5 +90,5 @@ class Equality(Objective):
         L = pres.cholesky(lam, "C = λC0 + KpKpᵀ", REMEDY_C)
         CinvK = torch.cholesky_solve(K, L)  # (d_in, n)
         D = K.T @ CinvK  # (n, n)
-        D = D + alpha * torch.eye(n, dtype=D.dtype)
+        D = D + alpha * torch.eye(n, dtype=D.dtype, device=D.device)
         return right_solve(R, D, "D + αI = KᵀC⁻¹K + αI", REMEDY_D) @ CinvK.T

@@ -50,7 +50,7 @@ class LeastSquares(Objective):
         if 2 * n < d_in and (lam > 0 or norm > 0 or pres.Kp is not None):
             L = pres.cholesky(lam, "λC0 + λ_n I + KpKpᵀ", REMEDY, norm)
             AinvK = torch.cholesky_solve(K, L)  # (d_in, n)
-            S = torch.eye(n, dtype=K.dtype) + K.T @ AinvK  # (n, n)
+            S = torch.eye(n, dtype=K.dtype, device=K.device) + K.T @ AinvK  # (n, n)
             return right_solve(R, S, "I + KᵀA⁻¹K", REMEDY) @ AinvK.T
         A = pres.weighted(lam, norm) + K @ K.T  # (d_in, d_in)
         return right_solve(R @ K.T, A, "λC0 + λ_n I + KpKpᵀ + KKᵀ", REMEDY)

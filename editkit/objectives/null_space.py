@@ -77,9 +77,9 @@ class NullSpace(Objective):
         Q = U0.T @ K  # (r, n)
         F = Q if pres.Kp is None else torch.cat([Q, U0.T @ pres.Kp], dim=1)  # (r, n + m)
         if F.shape[1] < r:
-            G = F.T @ F + beta * torch.eye(F.shape[1], dtype=F.dtype)
-            Z = right_solve(R @ torch.eye(n, F.shape[1], dtype=F.dtype), G, "FᵀF + βI", REMEDY) @ F.T
+            G = F.T @ F + beta * torch.eye(F.shape[1], dtype=F.dtype, device=F.device)
+            Z = right_solve(R @ torch.eye(n, F.shape[1], dtype=F.dtype, device=F.device), G, "FᵀF + βI", REMEDY) @ F.T
         else:
-            G = F @ F.T + beta * torch.eye(r, dtype=F.dtype)
+            G = F @ F.T + beta * torch.eye(r, dtype=F.dtype, device=F.device)
             Z = right_solve(R @ Q.T, G, "QQᵀ + EEᵀ + βI", REMEDY)
         return Z @ U0.T
