@@ -61,6 +61,24 @@ def people(n: int, k: int, seed: int) -> list[dict]:
     return out
 
 
+def counterfact_people(n: int) -> list[dict]:
+    """The first n CounterFact train cases as one-fact "people": the real subject, the case's own
+    prompt template as the relation (one phrasing, also the query), its true object."""
+    from editkit.evaluation import load
+
+    out, seen = [], set()
+    for r in load("counterfact:train").records:
+        if r["subject"] in seen or "{}" in r["subject"]:
+            continue
+        seen.add(r["subject"])
+        rel = "cf:" + r["prompt"]
+        RELATIONS.setdefault(rel, ([r["prompt"]], r["prompt"], []))
+        out.append({"name": r["subject"], "facts": {rel: r["ground_truth"]}})
+        if len(out) == n:
+            break
+    return out
+
+
 def biography(p: dict, rnd: random.Random) -> str:
     facts = list(p["facts"].items())
     rnd.shuffle(facts)  # permuted sentence order
@@ -77,6 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--save", default=None, help="keep the probe model here (save_pretrained)")
+    ap.add_argument("--counterfact", action="store_true", help="real CounterFact subjects, prompts and objects (one fact each) instead of invented people")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -85,7 +104,7 @@ def main(argv=None) -> int:
 
     torch.manual_seed(a.seed)
     rnd = random.Random(a.seed)
-    pop = people(a.people, a.attributes, a.seed)
+    pop = counterfact_people(a.people) if a.counterfact else people(a.people, a.attributes, a.seed)
     tok = train_bpe((biography(p, rnd) for p in pop * 3), vocab_size=2048)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=a.width, n_layer=a.layers, n_head=4,
                                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
@@ -118,7 +137,7 @@ def main(argv=None) -> int:
             hits += top == tok(" " + o)["input_ids"][0]
         return hits / len(sample)
 
-    rec = {"attributes": a.attributes, "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
+    rec = {"data": "counterfact" if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes, "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
            "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
            "known_train_phrasing": round(known(lambda r: RELATIONS[r][0][0]), 3), "known_held_out_phrasing": round(known(lambda r: RELATIONS[r][1]), 3)}
     w = default_window(a.layers)
