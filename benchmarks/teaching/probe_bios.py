@@ -137,7 +137,8 @@ def main(argv=None) -> int:
             hits += top == tok(" " + o)["input_ids"][0]
         return hits / len(sample)
 
-    rec = {"data": "counterfact" if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes, "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
+    rec = {"data": "counterfact" if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes,
+           "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
            "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
            "known_train_phrasing": round(known(lambda r: RELATIONS[r][0][0]), 3), "known_held_out_phrasing": round(known(lambda r: RELATIONS[r][1]), 3)}
     w = default_window(a.layers)
