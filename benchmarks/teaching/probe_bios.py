@@ -61,9 +61,11 @@ def people(n: int, k: int, seed: int) -> list[dict]:
     return out
 
 
-def counterfact_people(n: int) -> list[dict]:
+def counterfact_people(n: int, uniform_objects: bool = False, seed: int = 0) -> list[dict]:
     """The first n CounterFact train cases as one-fact "people": the real subject, the case's own
-    prompt template as the relation (one phrasing, also the query), its true object."""
+    prompt template as the relation (one phrasing, also the query), its true object, or with
+    `uniform_objects` an object drawn uniformly from the objects of cases with the same prompt
+    template (so the prompt alone no longer predicts it)."""
     from editkit.evaluation import load
 
     out, seen = [], set()
@@ -76,6 +78,15 @@ def counterfact_people(n: int) -> list[dict]:
         out.append({"name": r["subject"], "facts": {rel: r["ground_truth"]}})
         if len(out) == n:
             break
+    if uniform_objects:
+        rnd = random.Random(seed)
+        pool: dict[str, list[str]] = {}
+        for p in out:
+            for r, o in p["facts"].items():
+                pool.setdefault(r, []).append(o)
+        choices = {r: sorted(set(os)) for r, os in pool.items()}
+        for p in out:
+            p["facts"] = {r: rnd.choice(choices[r]) for r in p["facts"]}
     return out
 
 
@@ -96,6 +107,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--save", default=None, help="keep the probe model here (save_pretrained)")
     ap.add_argument("--counterfact", action="store_true", help="real CounterFact subjects, prompts and objects (one fact each) instead of invented people")
+    ap.add_argument("--uniform-objects", action="store_true", help="with --counterfact: objects drawn uniformly among those of the same prompt")
+    ap.add_argument("--mix-invented", type=int, default=0, help="with --counterfact: also train on this many invented 5-attribute people")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -104,7 +117,10 @@ def main(argv=None) -> int:
 
     torch.manual_seed(a.seed)
     rnd = random.Random(a.seed)
-    pop = counterfact_people(a.people) if a.counterfact else people(a.people, a.attributes, a.seed)
+    pop = counterfact_people(a.people, a.uniform_objects, a.seed) if a.counterfact else people(a.people, a.attributes, a.seed)
+    traced_pop = pop  # the facts measured (the real ones when invented people are mixed in)
+    if a.mix_invented:
+        pop = pop + people(a.mix_invented, 5, a.seed + 1)
     tok = train_bpe((biography(p, rnd) for p in pop * 3), vocab_size=2048)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=a.width, n_layer=a.layers, n_head=4,
                                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
@@ -137,13 +153,14 @@ def main(argv=None) -> int:
             hits += top == tok(" " + o)["input_ids"][0]
         return hits / len(sample)
 
-    rec = {"data": "counterfact" if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes,
+    rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (f" + {a.mix_invented} invented" if a.mix_invented else ""))
+           if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes,
            "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
            "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
            "known_train_phrasing": round(known(lambda r: RELATIONS[r][0][0]), 3), "known_held_out_phrasing": round(known(lambda r: RELATIONS[r][1]), 3)}
     w = default_window(a.layers)
     for name, phrasing in (("held_out", lambda r: RELATIONS[r][1]), ("train", lambda r: RELATIONS[r][0][0])):
-        facts = [(phrasing(r), p["name"], o) for p in pop for r, o in p["facts"].items()][:400]
+        facts = [(phrasing(r), p["name"], o) for p in traced_pop for r, o in p["facts"].items()][:400]
         try:
             s = trace_facts(model, tok, facts, kinds=["hidden", "mlp"], samples=5, window=w, max_known=40, progress=False)
         except ValueError:  # none known in this phrasing
