@@ -67,14 +67,18 @@ def counterfact_people(n: int, uniform_objects: bool = False, seed: int = 0) -> 
     `uniform_objects` an object drawn uniformly from the objects of cases with the same prompt
     template (so the prompt alone no longer predicts it)."""
     from editkit.evaluation import load
+    from editkit.tokens import template_of
 
     out, seen = [], set()
     for r in load("counterfact:train").records:
         if r["subject"] in seen or "{}" in r["subject"]:
             continue
         seen.add(r["subject"])
-        rel = "cf:" + r["prompt"]
-        RELATIONS.setdefault(rel, ([r["prompt"]], r["prompt"], []))
+        if r["subject"] not in r["prompt"]:
+            continue
+        template = template_of(r["prompt"], r["subject"])  # "{}, which is located in": shared by the relation's cases
+        rel = "cf:" + template
+        RELATIONS.setdefault(rel, ([template], template, []))
         out.append({"name": r["subject"], "facts": {rel: r["ground_truth"]}})
         if len(out) == n:
             break
