@@ -113,6 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--counterfact", action="store_true", help="real CounterFact subjects, prompts and objects (one fact each) instead of invented people")
     ap.add_argument("--uniform-objects", action="store_true", help="with --counterfact: objects drawn uniformly among those of the same prompt")
     ap.add_argument("--mix-invented", type=int, default=0, help="with --counterfact: also train on this many invented 5-attribute people")
+    ap.add_argument("--invented-names", action="store_true", help="with --counterfact: each real subject renamed with an invented name")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -122,6 +123,9 @@ def main(argv=None) -> int:
     torch.manual_seed(a.seed)
     rnd = random.Random(a.seed)
     pop = counterfact_people(a.people, a.uniform_objects, a.seed) if a.counterfact else people(a.people, a.attributes, a.seed)
+    if a.counterfact and a.invented_names:
+        for p, q in zip(pop, people(len(pop), 1, a.seed + 2)):
+            p["name"] = q["name"]
     traced_pop = pop  # the facts measured (the real ones when invented people are mixed in)
     if a.mix_invented:
         pop = pop + people(a.mix_invented, 5, a.seed + 1)
@@ -157,7 +161,8 @@ def main(argv=None) -> int:
             hits += top == tok(" " + o)["input_ids"][0]
         return hits / len(sample)
 
-    rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (f" + {a.mix_invented} invented" if a.mix_invented else ""))
+    rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (" invented names" if a.invented_names else "")
+                    + (f" + {a.mix_invented} invented" if a.mix_invented else ""))
            if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes,
            "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
            "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
