@@ -90,7 +90,6 @@ class Editor:
         self.transforms = [build_transform(t) for t in self.config.transforms]
         self.auto_choice: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → layers="auto"'s choice and its trace
         self.target_cache: TargetCache | None = None  # set one to share target values between editors (editkit.target_cache)
-        self._history: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [Edit]
         self._stats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {layer: Preservation}
         self._templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → [str]
 
@@ -103,13 +102,11 @@ class Editor:
         if hp is None:
             raise FileNotFoundError(f"{_hparams_path(model_or_path)} does not exist: this model ships no default hyperparameters; pass them to Editor(...)")
         kwargs = {"layers": hp.get("layers"), **hp.get("target", {}), **hp.get("stats", {})}
-        strategy = build_config(objective=objective, **({} if distribute is None else {"distribute": distribute}),
-                                **{k: v for k, v in overrides.items() if k == "strategy"}).strategy
+        strategy = overrides.get("strategy") or ("spread" if distribute else "single")  # a conflict of the two is refused below
         for key in (objective, f"{objective}+{strategy}"):  # per objective, then per objective × strategy
             kwargs.update(hp.get("objectives", {}).get(key, {}))
         kwargs.update(overrides)
-        kwargs["strategy"] = strategy
-        return cls(objective=objective, **kwargs)
+        return cls(objective=objective, distribute=distribute, **kwargs)
 
     def __repr__(self) -> str:
         return f"Editor(objective={self.config.objective!r}, strategy={self.config.strategy!r}, layers={self.config.layers})"
@@ -154,7 +151,6 @@ class Editor:
             edit._restore()
             raise
         edit._seal(model)
-        self._history.setdefault(model, []).append(edit)
         log.info("edited %d request(s) at layers %s with %s", len(requests), written, self)
         return edit
 
