@@ -38,6 +38,7 @@ from .architectures import read_weight
 from .edit import Edit
 from .editor import EditDidNotTakeError
 from .evaluation import load
+from .jsonl import append_line, read_lines
 from .linalg import NonFiniteError
 from .objectives import OBJECTIVES
 from .requests import EditRequest
@@ -186,7 +187,7 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
     chunks = wiki_chunks(tok, spec.wiki_chunks, spec.wiki_len)
 
     rec_path = out / "records.jsonl"
-    records = [json.loads(l) for l in rec_path.read_text().splitlines() if l.strip()] if rec_path.exists() else []
+    records = read_lines(rec_path)
     done = sorted(int(p.name) for p in (out / "edits").glob("*") if (p / "edit.json").exists()) if (out / "edits").exists() else []
     done = [t for t in done if t < len(batches)]
     if done != list(range(len(done))):
@@ -199,10 +200,9 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
 
     def checkpoint(t: int) -> dict:
         upto = t * spec.batch_size
-        lo, hi = 0, nb_slices[t - 1][1] if t else 0
         rec = {"batches": t, "edits": upto, "edit_seconds": round(seconds, 2)}
         if t:
-            rec["all"] = edit_scores(model, tok, edits_reqs[:upto], nb_before[lo:hi], spec.eval_batch_size)
+            rec["all"] = edit_scores(model, tok, edits_reqs[:upto], nb_before[: nb_slices[t - 1][1]], spec.eval_batch_size)
             rec["first"] = edit_scores(model, tok, batches[0], nb_before[: nb_slices[0][1]], spec.eval_batch_size)
         else:
             rec["unedited"] = edit_scores(model, tok, edits_reqs, nb_before, spec.eval_batch_size)
@@ -210,8 +210,7 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
         rec["other_known"] = float(still.float().mean()) if others else float("nan")
         rec["wiki_nll"] = text_nll(model, tok, chunks)
         rec["weight_dist"] = {str(l): float((read_weight(model, l).detach().double() - W0[l]).norm()) for l in layers}
-        with rec_path.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_line(rec_path, rec)
         log.info("sequential %s/%s: %s", spec.objective, spec.strategy, {k: v for k, v in rec.items() if k != "weight_dist"})
         return rec
 
@@ -228,8 +227,7 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
             edit = editor.edit(model, tok, batches[t])
         except (EditDidNotTakeError, NonFiniteError) as e:  # the model collapsed: nothing more can be written
             stop = {"batches": t, "edits": t * spec.batch_size, "edit_seconds": round(seconds, 2), "stopped": f"{type(e).__name__}: {e}"}
-            with rec_path.open("a") as f:
-                f.write(json.dumps(stop) + "\n")
+            append_line(rec_path, stop)
             log.warning("sequential %s/%s stopped at batch %d: %s", spec.objective, spec.strategy, t, e)
             records.append(stop)
             return records
@@ -247,7 +245,7 @@ def read_runs(folders: list[str | Path]) -> list[dict]:
     for f in folders:
         f = Path(f)
         spec = json.loads((f / "spec.json").read_text())
-        recs = [json.loads(l) for l in (f / "records.jsonl").read_text().splitlines() if l.strip()]
+        recs = read_lines(f / "records.jsonl")
         editor = f / "editor.json"  # the settings the run used (the objective's, after the model's hparams.json)
         hp = json.loads(editor.read_text())["hparams"] if editor.exists() else {}
         hp = OBJECTIVES.get(spec["objective"]).build(**hp).config.model_dump() if spec["objective"] in OBJECTIVES else hp  # with its defaults

@@ -26,7 +26,6 @@ seeded with `seed` (and the Editor gets the same seed), so rerunning a config gi
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import time
@@ -43,6 +42,7 @@ from .distribution import STRATEGIES
 from .editor import Editor, make_editor
 from .evaluation import edit_metrics, evaluate
 from .evaluation.datasets import Dataset, load
+from .jsonl import append_line, read_lines
 from .models import load_model, model_identity
 from .objectives import OBJECTIVES
 from .target_cache import TargetCache, digest
@@ -152,25 +152,12 @@ def _hashed_config(cfg: EditorConfig) -> dict:
 
 
 def read_run_records(path: Path) -> list[dict]:
-    """Records of a JSONL file; a line that does not parse (a run killed mid-write) is skipped."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    out = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not JSON (an interrupted write?); ignored", path, i + 1)
-    return out
+    """Records of a sweep's JSONL file (an interrupted last line is skipped: editkit.jsonl)."""
+    return read_lines(path)
 
 
 def _append(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write(json.dumps(record, default=_json_default) + "\n")
+    append_line(path, record, default=_json_default)
 
 
 def _json_default(x):

@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from editkit import Editor, EditRequest
+    from editkit.jsonl import append_line
     from editkit.paths import data_dir
 
     rec = {"shape": "llama-2-7b layer", "hidden": 4096, "mlp": 11008, "vocab": 50257, "blocks": a.layers, "edit_layers": a.edit_layers,
@@ -71,8 +72,7 @@ def main(argv=None) -> int:
     rec["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
     print(json.dumps(rec))
     if a.out:
-        with open(a.out, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_line(a.out, rec)
     return 0
 
 

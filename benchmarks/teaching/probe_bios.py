@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from editkit.jsonl import append_line
     from editkit.teaching.corpus import train_bpe
     from editkit.trace import CATEGORIES, LAST_SUBJECT, default_window, trace_facts
 
@@ -187,8 +188,7 @@ def main(argv=None) -> int:
         tok.save_pretrained(a.save)
     print(json.dumps(rec))
     if a.out:
-        with open(a.out, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_line(a.out, rec)
     return 0
 
 
