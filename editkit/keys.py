@@ -42,7 +42,8 @@ from torch import nn
 
 from .architectures import add_delta, architecture_of, device_of, module, read_weight
 from .context import flatten
-from .hooks import StandIn, hidden_of, hooks, replace_hidden, stop_after, swapped
+from .forward import Batch, BlockReturn, entering, read_at
+from .hooks import hooks, stop_after
 from .requests import EditRequest
 from .tokens import edit_position, encode_batch, shared_prefix
 
@@ -68,27 +69,6 @@ def locate(tok, requests: list[EditRequest], templates: list[str], fact_token: s
     return Located(texts, index, owner)
 
 
-@torch.no_grad()
-def read_at(model, tok, located: Located, target: torch.nn.Module, *, read_input: bool, batch_size: int = 32) -> torch.Tensor:
-    """(len(texts), d) the input (or output hidden state) of `target` at each text's index.
-    The forward pass stops right after `target`."""
-    out, dev = [], device_of(model)
-    for s in range(0, len(located.texts), batch_size):
-        ids, mask, _ = encode_batch(tok, located.texts[s : s + batch_size], dev)
-        rows = torch.arange(ids.shape[0], device=dev)
-        idx = torch.tensor(located.index[s : s + batch_size], device=dev)
-        got = {}
-
-        def grab(_m, inputs, output):
-            x = inputs[0] if read_input else hidden_of(output)
-            got["x"] = x[rows, idx]
-
-        with hooks((target, grab)), stop_after(target):
-            model(input_ids=ids, attention_mask=mask)
-        out.append(got["x"].to(torch.float64).cpu())
-    return torch.cat(out)
-
-
 def average_by_owner(x: torch.Tensor, owner: list[int], n: int, weight: list[float]) -> torch.Tensor:
     """(n, d) weighted mean of the rows of x (m, d) that belong to each owner (the weights of one
     owner's rows sum to 1: editkit.context.flatten's 1 / (G · |g|))."""
@@ -100,13 +80,11 @@ CACHED = {"gpt2", "gptj", "gpt_neox", "llama"}  # families whose cached keys are
 
 
 @dataclass
-class _KeyBatch:
-    """One batch of context rows, cut after its last edit token, and its cached block input:
-    row r's positions S_t … i_r (t: its template); positions < S_t are the template's, kept once."""
+class _KeyBatch(Batch):
+    """One batch of context rows, cut after its last edit token (T = max i_r + 1; `at`: i_r), and
+    its cached block input: row r's positions S_t … i_r (t: its template); positions < S_t are the
+    template's, kept once."""
 
-    ids: torch.Tensor  # (B, T) T = max edit index + 1
-    mask: torch.Tensor  # (B, T)
-    index: torch.Tensor  # (B,) edit token i_r of each row
     tmpl: torch.Tensor  # (B,) template of each row
     share: torch.Tensor  # (B,) S_t of each row's template
     c: int = 0  # X is (part of) the input of block c (0: nothing cached)
@@ -115,7 +93,7 @@ class _KeyBatch:
 
     def _own(self, T: int, device) -> torch.Tensor:
         t = torch.arange(T, device=device)
-        return (t >= self.share.to(device).unsqueeze(1)) & (t <= self.index.to(device).unsqueeze(1))  # (B, T)
+        return (t >= self.share.to(device).unsqueeze(1)) & (t <= self.at.to(device).unsqueeze(1))  # (B, T)
 
     def packed(self, h: torch.Tensor) -> torch.Tensor:
         """(B, T, d) → (Σ (i_r + 1 − S_t), d)."""
@@ -151,20 +129,23 @@ class ModelAccess:
         self._batches: list[_KeyBatch] | None = None  # context rows by batch, made on the first cached read
         self._prefix: dict[int, dict[int, torch.Tensor]] = {}  # c → template → (S_t, d) its rows' shared input of block c
         self._prefix_sign: dict[int, tuple] = {}
-        self._template = None  # a block's output object (tensor or tuple), for the stand-ins
+        self._kind = BlockReturn()  # what a block returns, for the stand-ins
 
     def keys(self, layer: int) -> torch.Tensor:
         proj = module(self.model, self.arch.proj, layer)
         if self._cacheable(layer):
             k = self._cached_keys(layer, proj)
         else:
-            k = read_at(self.model, self.tok, self.with_context, proj, read_input=True, batch_size=self.batch_size)
+            k = self._read(self.with_context, proj, read_input=True)
         return average_by_owner(k, self.with_context.owner, self.n, self._weight).T  # (d_in, n)
 
     def plain_keys(self, layer: int) -> torch.Tensor:
         """(d_in, n) keys at the plain prompts (no context prefix)."""
         proj = module(self.model, self.arch.proj, layer)
-        return read_at(self.model, self.tok, self.plain, proj, read_input=True, batch_size=self.batch_size).T
+        return self._read(self.plain, proj, read_input=True).T
+
+    def _read(self, located: Located, target: nn.Module, read_input: bool) -> torch.Tensor:
+        return read_at(self.model, self.tok, located.texts, located.index, target, read_input=read_input, batch_size=self.batch_size)
 
     # ------------------------------------------------------------ keys from cached block inputs
     def _cacheable(self, layer: int) -> bool:
@@ -195,9 +176,12 @@ class ModelAccess:
                 rows.setdefault(t, []).append(ids[row, :n].tolist())
                 lowest[t] = min(lowest.get(t, i), i)
             T = max(index) + 1
-            parts.append((ids[:, :T], mask[:, :T], torch.tensor(index, device=dev), tmpl))
+            parts.append((ids[:, :T], mask[:, :T], [min(n, T) for n in lens], torch.tensor(index, device=dev), tmpl))
         S = {t: shared_prefix(rows[t], lowest[t]) for t in rows}
-        return [_KeyBatch(ids, mask, index, torch.tensor(tmpl, device=dev), torch.tensor([S[t] for t in tmpl], device=dev)) for ids, mask, index, tmpl in parts]
+        return [
+            _KeyBatch(ids, mask, lens, at, torch.tensor(tmpl, device=dev), torch.tensor([S[t] for t in tmpl], device=dev))
+            for ids, mask, lens, at, tmpl in parts
+        ]
 
     @staticmethod
     def _bytes(x: torch.Tensor | None) -> int:
@@ -231,18 +215,12 @@ class ModelAccess:
             got = {}
 
             def grab_key(_m, inputs, _o):
-                got["k"] = inputs[0][torch.arange(inputs[0].shape[0], device=inputs[0].device), b.index]
+                got["k"] = inputs[0][torch.arange(inputs[0].shape[0], device=inputs[0].device), b.at]
 
-            def grab_input(_m, _i, output):
-                got["x"] = hidden_of(output)
-                self._template = output
-
-            X = replace_hidden(self._template, b.unpacked(self._prefix[c])) if c else None  # what blocks 0 … c − 1 hand on
-            stand_ins = {f"{self.arch.blocks}.{i}": StandIn(blocks[i], lambda _h, X=X: X) for i in range(c)}
-            with swapped(self.model, stand_ins):
-                below = module(self.model, self.arch.blocks)[layer - 1]
-                with hooks((proj, grab_key), (below, grab_input)), stop_after(proj):
-                    self.model(input_ids=b.ids, attention_mask=b.mask, use_cache=False)
+            X = (lambda b=b, c=c: b.unpacked(self._prefix[c])) if c else None  # block c's input
+            below = blocks[layer - 1]
+            with entering(self.model, c, X, self._kind), hooks((proj, grab_key), (below, self._kind.grab(got, "x"))), stop_after(proj):
+                self.model(input_ids=b.ids, attention_mask=b.mask, use_cache=False)
             out.append(got["k"].to(torch.float64).cpu())
             if c < layer:  # the input of block `layer` replaces the older cache, if it fits
                 h = got["x"]  # (B, T, d)
@@ -264,7 +242,7 @@ class ModelAccess:
 
     def outputs(self, layer: int) -> torch.Tensor:
         block = module(self.model, self.arch.blocks)[layer]
-        return read_at(self.model, self.tok, self.plain, block, read_input=False, batch_size=self.batch_size).T
+        return self._read(self.plain, block, read_input=False).T
 
     def weight(self, layer: int) -> torch.Tensor:
         return read_weight(self.model, layer).detach().to(torch.float64).cpu()

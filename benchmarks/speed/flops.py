@@ -54,7 +54,7 @@ def floor(rows, L: int, s: Shape, taken: list[int], shared: list[int] | None = N
 
     taken[i]: Adam steps request i took (it ran taken+1 forwards and taken backwards).
     shared[b]: leading positions of row b that are computed once for its whole family of rows
-    (editkit's shared context prefixes, `targets._families`); None = nothing shared. Each
+    (editkit's shared context prefixes, `forward.prefix_families`); None = nothing shared. Each
     family's prefix is then counted once: `prefix_cost`."""
     top = s.n_layer - 1
     total = 0.0

@@ -25,7 +25,8 @@ from flops import reference as ref_flops
 from reference import reference_targets
 
 from editkit.config import TargetConfig
-from editkit.targets import _families, _rows, compute_targets
+from editkit.forward import prefix_families
+from editkit.targets import _rows, compute_targets
 
 log = logging.getLogger("bench.targets")
 OUT = Path(__file__).parent / "results" / "targets.jsonl"
@@ -55,7 +56,7 @@ def flop_counts(tok, reqs, tm, cfg, steps_taken, L, chunk: int = 64) -> dict:
     for c in range(0, len(reqs), chunk):
         rows = _rows(tok, reqs[c : c + chunk], tm, cfg.kl_prompt)
         shared = [0] * len(rows.ids)
-        for family, P in _families(rows.ids, rows.subj):
+        for family, P in prefix_families(rows.ids, rows.subj):
             for b in family:
                 shared[b] = P
             out["floor_shared"] += prefix_cost(P, s)

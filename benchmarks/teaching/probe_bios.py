@@ -47,6 +47,24 @@ RELATIONS = {  # relation: (training phrasings, held-out query, objects)
 SYLLABLES = "ka ro mi te lu sa vo ne di pa zu re ko ba fi go hu ja le mo nu pi qu si to vu wa xe yo ze".split()
 
 
+def use_counterfact_relations(n: int, seed: int = 0) -> list[str]:
+    """Replace the invented relations by CounterFact's n largest recovered relations (as the
+    teaching corpus recovers them): their train phrasings, one held-out phrasing as the query (the
+    last train one when none is held out), and the objects of their facts with repetition (the
+    real object prior)."""
+    from editkit.paths import data_dir
+    from editkit.teaching.corpus import DEFAULT_FACT_CASES, build_corpus
+
+    corpus = build_corpus(data_dir(), seed=seed, wiki_chars=0, fact_cases=DEFAULT_FACT_CASES)
+    RELATIONS.clear()
+    for rel in sorted(corpus.relations, key=lambda r: -r.n_cases)[:n]:
+        split = corpus.splits[rel.id]
+        objects = [f.object for f in corpus.facts if f.relation == rel.id]
+        if objects:
+            RELATIONS[rel.id] = (split["train"], (split["held_out"] or split["train"][-1:])[0], objects)
+    return list(RELATIONS)
+
+
 def people(n: int, k: int, seed: int) -> list[dict]:
     rnd = random.Random(seed)
     names, out = set(), []
@@ -114,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--uniform-objects", action="store_true", help="with --counterfact: objects drawn uniformly among those of the same prompt")
     ap.add_argument("--mix-invented", type=int, default=0, help="with --counterfact: also train on this many invented 5-attribute people")
     ap.add_argument("--invented-names", action="store_true", help="with --counterfact: each real subject renamed with an invented name")
+    ap.add_argument("--cf-relations", type=int, default=0,
+                    help="invented people whose attributes come from CounterFact's N largest relations, in all their train phrasings, with their objects")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -123,6 +143,8 @@ def main(argv=None) -> int:
 
     torch.manual_seed(a.seed)
     rnd = random.Random(a.seed)
+    if a.cf_relations:
+        use_counterfact_relations(a.cf_relations, a.seed)
     pop = counterfact_people(a.people, a.uniform_objects, a.seed) if a.counterfact else people(a.people, a.attributes, a.seed)
     if a.counterfact and a.invented_names:
         for p, q in zip(pop, people(len(pop), 1, a.seed + 2)):
@@ -162,9 +184,10 @@ def main(argv=None) -> int:
             hits += top == tok(" " + o)["input_ids"][0]
         return hits / len(sample)
 
+    invented = f"invented, CounterFact's {a.cf_relations} largest relations" if a.cf_relations else "invented"
     rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (" invented names" if a.invented_names else "")
                     + (f" + {a.mix_invented} invented" if a.mix_invented else ""))
-           if a.counterfact else "invented", "attributes": 1 if a.counterfact else a.attributes,
+           if a.counterfact else invented, "attributes": 1 if a.counterfact else a.attributes,
            "people": a.people, "layers": a.layers, "width": a.width, "minutes": a.minutes, "steps": step,
            "final_loss": round(sum(losses[-50:]) / max(len(losses[-50:]), 1), 4),
            "known_train_phrasing": round(known(lambda r: RELATIONS[r][0][0]), 3), "known_held_out_phrasing": round(known(lambda r: RELATIONS[r][1]), 3)}

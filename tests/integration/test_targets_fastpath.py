@@ -15,12 +15,13 @@ import pytest
 import torch
 from models import tiny, tokenizer
 
-import editkit.targets as targets_mod
+import editkit.forward as forward_mod
 from editkit import EditRequest
 from editkit.architectures import architecture_of, module
 from editkit.config import TargetConfig
+from editkit.forward import prefix_families, split_rows
 from editkit.hooks import swapped
-from editkit.targets import _families, _split, compute_targets
+from editkit.targets import compute_targets
 
 REQS = [
     EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="baseball"),
@@ -84,8 +85,8 @@ def test_norm_weight_decay_after_one_update(model, tok, delta_module):
 def test_fast_equals_full_with_shared_context_prefixes(model, tok, monkeypatch):
     """Rows of one context template share their prefix's keys/values (computed once, batch 1);
     families of ≥ 2 rows here so that the 5 requests form them."""
-    monkeypatch.setattr(targets_mod, "_families", lambda ids, subj: _families(ids, subj, min_rows=2))
-    fams = _families([[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 9, 9], [8, 8]], [6, 5, 1], min_rows=2)
+    monkeypatch.setattr(forward_mod, "prefix_families", lambda ids, at: prefix_families(ids, at, min_rows=2))
+    fams = prefix_families([[1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 9, 9], [8, 8]], [6, 5, 1], min_rows=2)
     assert fams == [([0, 1], 5), ([2], 0)]
     assert_same(run(model, tok, steps=4, path="fast"), run(model, tok, steps=4, path="full"))
 
@@ -169,7 +170,7 @@ def test_split_covers_every_row_once():
     g = torch.Generator().manual_seed(0)
     subj = torch.randint(0, 20, (300,), generator=g).tolist()
     lens = [s + int(torch.randint(1, 8, (1,), generator=g)) for s in subj]
-    groups = _split(subj, lens, max_rows=64, overhead=16)
+    groups = split_rows(subj, lens, max_rows=64, overhead=16)
     assert sorted(r for grp in groups for r in grp) == list(range(300))
     assert all(len(grp) <= 64 for grp in groups)
 
@@ -180,10 +181,10 @@ def test_unsupported_cache_falls_back_to_the_full_path(tok, monkeypatch, caplog)
     model = tiny("gpt2")
 
     def refuse(self, cache, T):
-        raise targets_mod._Unsupported("test")
+        raise forward_mod.Unsupported("test")
 
-    monkeypatch.setattr(targets_mod._UpperPass, "_caches", refuse)
-    with caplog.at_level("WARNING", logger="editkit.targets"):
+    monkeypatch.setattr(forward_mod.UpperPass, "_caches", refuse)
+    with caplog.at_level("WARNING", logger="editkit.forward"):
         fast = run(model, tok, steps=3, path="fast")
     assert "fast path unavailable" in caplog.text
     assert_same(fast, run(model, tok, steps=3, path="full"))
