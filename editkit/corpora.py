@@ -57,7 +57,10 @@ def corpus_identity(corpus: str) -> str:
 _DOC = re.compile(r"<doc[^>]*>|</doc>")
 
 
-def _file_documents(f: Path) -> Iterator[str]:
+def file_documents(f: Path) -> Iterator[str]:
+    """The documents of one file: its `<doc>` blocks (WikiExtractor), JSONL "text" fields, a parquet
+    "text" column, or the whole file; each stripped, empty ones skipped. editkit's one reader of
+    such files (the teaching corpus reads Wikipedia through it too)."""
     if f.suffix == ".parquet":  # a "text" column (pyarrow comes with the hub extra)
         try:
             import pyarrow.parquet as pq
@@ -118,4 +121,4 @@ def documents(corpus: str) -> Iterator[str]:
         yield from hub_documents(str(p))
         return
     for f in sorted(f for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file()):
-        yield from _file_documents(f)
+        yield from file_documents(f)

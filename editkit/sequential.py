@@ -43,6 +43,7 @@ from .linalg import NonFiniteError
 from .objectives import OBJECTIVES
 from .requests import EditRequest
 from .scoring import target_logprob
+from .tokens import pieces
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def wiki_chunks(tok, n: int, length: int) -> list[list[int]]:
     chunks: list[list[int]] = []
     for doc in load_wikipedia(data_dir(), max_chars=n * length * 8, from_end=True):
         ids = tok(doc, verbose=False)["input_ids"]  # long documents are cut into chunks below
-        chunks += [ids[i : i + length] for i in range(0, len(ids) - length + 1, length)]
+        chunks += pieces(ids, length, min_len=length)
         if len(chunks) >= n:
             return chunks[:n]
     raise ValueError(f"the Wikipedia text under {data_dir()} gives only {len(chunks)} chunks of {length} tokens, not {n}")

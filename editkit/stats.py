@@ -34,7 +34,7 @@ from .hooks import hooks, stop_after
 from .interop import find_npz, read_mom2_npz
 from .linalg import check_finite
 from .models import model_identity
-from .tokens import pad_id, pad_rows
+from .tokens import pad_id, pad_rows, pieces
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ def token_chunks(tok, corpus: str, max_len: int, n_tokens: int, n_docs: int | No
             if len(ids) >= 2:
                 yield ids[:max_len]
             continue
-        for s in range(0, len(ids), max_len):
-            chunk = ids[s : s + max_len][: n_tokens - given]
+        for chunk in pieces(ids, max_len):
+            chunk = chunk[: n_tokens - given]
             if len(chunk) < 2:
                 continue
             yield chunk

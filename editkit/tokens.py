@@ -130,3 +130,11 @@ def shared_prefix(seqs: list[list[int]], cap: int) -> int:
             k += 1
         P = k
     return P
+
+
+def pieces(ids: list[int], length: int, min_len: int = 2):
+    """Consecutive pieces of `length` tokens of one document's ids (the last one shorter, kept if it
+    has ≥ min_len tokens): how key statistics and the held-out NLL cut text, never across documents."""
+    for s in range(0, len(ids), length):
+        if len(ids[s : s + length]) >= min_len:
+            yield ids[s : s + length]

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..corpora import file_documents
 from .relations import (
     Relation,
     RelationRecovery,
@@ -48,29 +48,24 @@ def counterfact_records(data_dir: str | Path, splits: tuple[str, ...] = ("train"
     return records
 
 
-_DOC_OPEN = re.compile(r"<doc[^>]*>")
+def article_text(doc: str) -> str:
+    """A WikiExtractor article without its title line (the first) and blank lines, each line
+    stripped."""
+    lines = [ln.strip() for ln in doc.split("\n")]
+    return "\n".join(ln for ln in lines[1:] if ln)
 
 
 def load_wikipedia(data_dir: str | Path, max_chars: int | None = None, from_end: bool = False) -> list[str]:
-    """Plain article texts from the WikiExtractor files (tags and the title line stripped);
-    from_end: starting with the last file, far from the text training reads first."""
+    """Article texts (`article_text`) of the data folder's WikiExtractor files, read by
+    editkit.corpora; from_end: starting with the last file, far from the text training reads first."""
     if max_chars is not None and max_chars <= 0:
         return []
-    files = sorted((Path(data_dir) / "wikipedia").glob("wiki_*"), reverse=from_end)
     docs: list[str] = []
     total = 0
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        for chunk in text.split("</doc>"):
-            m = _DOC_OPEN.search(chunk)
-            if not m:
+    for path in sorted((Path(data_dir) / "wikipedia").glob("wiki_*"), reverse=from_end):
+        for doc in map(article_text, file_documents(path)):
+            if not doc:
                 continue
-            body = chunk[m.end() :].strip()
-            lines = [ln.strip() for ln in body.split("\n")]
-            lines = [ln for ln in lines[1:] if ln]  # first line repeats the title
-            if not lines:
-                continue
-            doc = "\n".join(lines)
             docs.append(doc)
             total += len(doc)
             if max_chars is not None and total >= max_chars:

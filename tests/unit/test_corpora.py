@@ -57,3 +57,29 @@ def test_parquet_text_column(tmp_path):
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "part-1.parquet")
     with pytest.raises(ValueError, match="'text' column"):
         list(documents(str(tmp_path)))
+
+
+def test_the_teaching_corpus_reads_wikipedia_through_the_one_reader(tmp_path):
+    """load_wikipedia: corpora's `<doc>` reader, minus the title line and blank lines; files from
+    the end with from_end; max_chars stops after the document that reaches it."""
+    from editkit.teaching.corpus import article_text, load_wikipedia
+
+    wiki = tmp_path / "wikipedia"
+    wiki.mkdir()
+    (wiki / "wiki_00").write_text('<doc id="1" title="A">\nA\n\n  one  \ntwo\n</doc>\n<doc id="2">\nB\n</doc>\n')
+    (wiki / "wiki_01").write_text('<doc id="3">\nC\nthree\n</doc>\n')
+    assert article_text("Title\n a \n\n b") == "a\nb"
+    assert load_wikipedia(tmp_path) == ["one\ntwo", "three"]  # "B" has nothing after its title
+    assert load_wikipedia(tmp_path, from_end=True) == ["three", "one\ntwo"]
+    assert load_wikipedia(tmp_path, max_chars=1) == ["one\ntwo"] and load_wikipedia(tmp_path, max_chars=0) == []
+
+
+@pytest.mark.parametrize("n,length,min_len", [(0, 4, 2), (9, 4, 2), (9, 4, 4), (8, 4, 4), (5, 4, 1), (1, 4, 2)])
+def test_pieces_cut_one_document_in_order(n, length, min_len):
+    from editkit.tokens import pieces
+
+    ids = list(range(100, 100 + n))
+    got = list(pieces(ids, length, min_len))
+    whole = [ids[s : s + length] for s in range(0, n, length)]
+    assert got == [p for p in whole if len(p) >= min_len]
+    assert all(len(p) <= length for p in got) and sum(got, []) == ids[: sum(len(p) for p in got)]
