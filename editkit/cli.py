@@ -367,8 +367,11 @@ def sweep_spec(args):
 
 
 def cmd_sweep(args) -> int:
-    from .report import markdown_table, plot
+    from .report import markdown_table, plot, require_matplotlib
     from .sweep import read_run_records, run_sweep
+
+    if args.plots:
+        require_matplotlib()
 
     if args.report_only:
         records = [r for r in read_run_records(Path(args.out)) if r.get("kind") == "run"]
@@ -390,8 +393,11 @@ def cmd_sweep(args) -> int:
 
 # ---------------------------------------------------------------- stats
 def cmd_sequential(args) -> int:
+    from .report import require_matplotlib
     from .sequential import SequentialSpec, plot, read_runs, run_sequential, table
 
+    if args.plots:
+        require_matplotlib()
     folders = args.report or []
     if not args.report:
         if not args.out:

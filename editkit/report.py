@@ -42,9 +42,19 @@ def metrics_present(records: list[dict]) -> list[str]:
     return [m for m in names if any(_metric(r, m) is not None for r in records)]
 
 
+def require_matplotlib() -> None:
+    """Plots need matplotlib (the `plots` extra). Commands check it before any work, so a run
+    never ends without the pictures it was asked for."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError('plots need matplotlib, which is not installed: pip install "editkit[plots]" (or leave out the plot option)') from None
+
+
 def figure(path: Path, draw, size: tuple[float, float] = (5.5, 3.8), dpi: int = 120, legend: int = 6, outside: bool = False) -> Path:
     """One axes drawn by draw(ax), with its legend (right of the axes if `outside`), saved as a
     PNG at `path` and closed."""
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,6 +75,7 @@ def figure(path: Path, draw, size: tuple[float, float] = (5.5, 3.8), dpi: int = 
 def plot(records: list[dict], out_dir: Path | str, metrics: list[str] | None = None) -> list[Path]:
     """One PNG per metric (metric vs batch size, log x, one line per objective × strategy [× grid
     point], the unedited model dashed) and `summary.png` with the main ones side by side."""
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")

@@ -77,7 +77,7 @@ class Targets:
 
 
 @dataclass
-class _Rows:
+class TargetRows:
     ids: list[list[int]]  # token ids of every row
     subj: list[int]  # where δ is added
     owner: list[int]  # request of each row
@@ -88,13 +88,13 @@ class _Rows:
     kl_pos: list[int]  # per request: where its KL row is read (its edit token)
 
 
-def _rows(tok, requests: list[EditRequest], templates, kl_prompt: str, fact_token: str = "subject_last") -> _Rows:
+def target_rows(tok, requests: list[EditRequest], templates, kl_prompt: str, fact_token: str = "subject_last") -> TargetRows:
     """Rows of every request under every template (groups flattened; the first must be "{}"),
     then its KL row."""
     templates, _ = flatten(templates)
     if templates[0] != "{}":
         raise ValueError(f"the first context template must be the plain prompt '{{}}', got {templates[0]!r}")
-    r = _Rows([], [], [], [], [], [], [], [])
+    r = TargetRows([], [], [], [], [], [], [], [])
     for i, req in enumerate(requests):
         t_ids = target_ids(tok, req.target_new)
         given = tok.decode(t_ids[:-1])
@@ -148,7 +148,7 @@ class _LossBatch(StepBatch):
     weight: torch.Tensor  # (n_tok,) NLL weight: 1 / (tokens in the row · rows of the request)
 
 
-def _check_length(model, rows: _Rows, requests) -> None:
+def _check_length(model, rows: TargetRows, requests) -> None:
     """Every row fits the model's context (positions beyond it have no embedding)."""
     limit = context_length(model)
     longest = max(range(len(rows.ids)), key=lambda b: len(rows.ids[b]))
@@ -161,7 +161,7 @@ def _check_length(model, rows: _Rows, requests) -> None:
         )
 
 
-def _batch(tok, rows: _Rows, n: int, dev) -> _LossBatch:
+def _batch(tok, rows: TargetRows, n: int, dev) -> _LossBatch:
     B = len(rows.ids)
     ids, mask = pad_rows(rows.ids, pad_id(tok))
     read_b, read_t, y = [], [], []
@@ -197,7 +197,7 @@ def _mlp_outputs(model, tok, requests, layer: int, fact_token: str) -> torch.Ten
 def _optimise(model, tok, requests, layer, templates, cfg: TargetConfig) -> Targets:
     dev = device_of(model)
     n = len(requests)
-    rows = _rows(tok, requests, templates, cfg.kl_prompt, cfg.fact_token)
+    rows = target_rows(tok, requests, templates, cfg.kl_prompt, cfg.fact_token)
     _check_length(model, rows, requests)
     b = _batch(tok, rows, n, dev)
     n_tok = b.y.shape[0]

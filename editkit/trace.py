@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 
 from .architectures import Architecture, architecture_of, module, num_layers
 from .hooks import Hook, hidden_of, hooks, replace_hidden
+from .report import require_matplotlib
 from .tokens import locate_subject, target_ids, template_of
 
 log = logging.getLogger(__name__)
@@ -562,6 +563,7 @@ def plot_traces(
     """One PNG with a heat map per kind (x = layer; y = the six categories for a TraceSummary,
     showing the mean indirect effect, or the prompt's tokens for one fact, showing P(target)).
     Subject tokens are marked with '*'. Returns the path."""
+    require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -610,6 +612,7 @@ def plot_traces(
 def run(args, model, tok) -> int:
     """`editkit trace` (its flags: editkit.cli): average causal traces over facts, save the heat
     maps, print the top MLP layers at the last subject token."""
+    require_matplotlib()  # before the trace: its product is the picture
     if args.window is None:
         args.window = default_window(num_layers(model))
     facts = load_facts(args.facts, args.n)

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from editkit import EditRequest
 from editkit.context import context_templates
 from editkit.paths import data_dir
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the serial reference of the targets lives with the tests
 log = logging.getLogger("bench")
 TOKENIZER = data_dir() / "gpt2-tokenizer"
 COUNTERFACT = data_dir() / "counterfact" / "counterfact-train.json"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from common import CACHE, LAYERS, load, parser, start, timed
-from reference import reference_targets
+from serial_reference import reference_targets  # tests/serial_reference.py (common puts tests/ on the path)
 
 from editkit import Editor
 from editkit.config import StatsConfig

@@ -22,11 +22,11 @@ import torch
 from common import LAYERS, load, parser, start, timed
 from flops import Shape, floor, prefix_cost
 from flops import reference as ref_flops
-from reference import reference_targets
+from serial_reference import reference_targets  # tests/serial_reference.py (common puts tests/ on the path)
 
 from editkit.config import TargetConfig
 from editkit.forward import prefix_families
-from editkit.targets import _rows, compute_targets
+from editkit.targets import compute_targets, target_rows
 
 log = logging.getLogger("bench.targets")
 OUT = Path(__file__).parent / "results" / "targets.jsonl"
@@ -50,11 +50,11 @@ def flop_counts(tok, reqs, tm, cfg, steps_taken, L, chunk: int = 64) -> dict:
     taken = steps_taken.tolist()
     out = {"reference": 0.0, "floor": 0.0, "floor_shared": 0.0}
     for r, k in zip(reqs, taken):
-        rows = _rows(tok, [r], tm, cfg.kl_prompt)
+        rows = target_rows(tok, [r], tm, cfg.kl_prompt)
         out["reference"] += ref_flops(rows, L, s, k + 1, k)
         out["floor"] += floor(rows, L, s, [k])
     for c in range(0, len(reqs), chunk):
-        rows = _rows(tok, reqs[c : c + chunk], tm, cfg.kl_prompt)
+        rows = target_rows(tok, reqs[c : c + chunk], tm, cfg.kl_prompt)
         shared = [0] * len(rows.ids)
         for family, P in prefix_families(rows.ids, rows.subj):
             for b in family:

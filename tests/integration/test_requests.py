@@ -74,7 +74,7 @@ def test_rewriting_rows_read_the_target_tokens(kind):
     """Each read position of a rewriting row is followed by the target token it predicts, whether
     the decoder keeps the target's leading space (GPT-2: the prompt + decoded prefix as one string,
     as the originals) or drops it (Metaspace/sentencepiece: the ids are appended)."""
-    from editkit.targets import _rows
+    from editkit.targets import target_rows
     from editkit.tokens import target_ids
 
     if kind == "byte-level BPE":
@@ -91,7 +91,7 @@ def test_rewriting_rows_read_the_target_tokens(kind):
     r = EditRequest(prompt="{} plays the sport of", subject="Michael Jordan", target_new="English language")
     t = target_ids(tok, r.target_new)
     assert len(t) > 1
-    rows = _rows(tok, [r], [["{}"], ["In the end. {}"]], "{} is a")
+    rows = target_rows(tok, [r], [["{}"], ["In the end. {}"]], "{} is a")
     for b in range(2):
         ids = rows.ids[b]
         assert [ids[p + 1] for p in rows.tgt_pos[b][:-1]] == t[:-1] and rows.tgt_pos[b][-1] == len(ids) - 1

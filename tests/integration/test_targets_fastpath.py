@@ -193,3 +193,17 @@ def test_unsupported_cache_falls_back_to_the_full_path(tok, monkeypatch, caplog)
 @pytest.mark.parametrize("fact_token", ["last", "subject_first"])
 def test_fast_equals_full_at_other_fact_tokens(model, tok, fact_token):
     assert_same(run(model, tok, 2, steps=3, path="fast", fact_token=fact_token), run(model, tok, 2, steps=3, path="full", fact_token=fact_token))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("path", ["fast", "full"])
+def test_both_paths_equal_the_serial_reference(family, path, tok):
+    """Both paths against tests/serial_reference.py (MEMIT's compute_z as written: one request at
+    a time, full-vocabulary logits, torch.optim.Adam), the reference the speed benchmarks time."""
+    from serial_reference import reference_targets
+
+    model = tiny(family)
+    cfg = TargetConfig(steps=6, **NO_WD, path=path)
+    got = compute_targets(model, tok, REQS[:3], 2, TEMPLATES, cfg, progress=False)
+    ref = reference_targets(model, tok, REQS[:3], 2, TEMPLATES, cfg)
+    assert_same(got, ref)

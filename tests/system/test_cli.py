@@ -95,6 +95,23 @@ def test_sweep_command(model_dir, fast, tmp_path, capsys):
     assert main(["sweep", "--out", str(out), "--report-only"]) == 0
 
 
+@pytest.mark.parametrize("command", ["sweep", "sequential", "trace"])
+def test_plots_without_matplotlib_fail_before_any_work(command, model_dir, tmp_path, monkeypatch):
+    """matplotlib is the `plots` extra: asking for pictures without it is refused up front, with
+    the install named, and nothing is run (no sweep record written)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    out = tmp_path / "s.jsonl"
+    args = {"sweep": ["--dataset", "counterfact:val", "--n", "1", "--objectives", "rome", "--strategies", "single",
+                      "--batch-sizes", "1", "--out", str(out), "--plots", str(tmp_path / "p")],
+            "sequential": ["--out", str(tmp_path / "seq"), "--plots", str(tmp_path / "p")],
+            "trace": ["--facts", "counterfact:val", "--n", "2", "--out", str(tmp_path / "t.png")]}[command]
+    with pytest.raises(SystemExit, match=r'editkit\[plots\]'):
+        main([command, "--model", model_dir, "--no-progress", *args])
+    assert not out.exists() and not (tmp_path / "seq").exists() and not (tmp_path / "p").exists()
+
+
 def test_stats_command(model_dir, tmp_path, capsys):
     assert main(["stats", "--model", model_dir, "--layers", "1", "--n-tokens", "800", "--cache-dir", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out

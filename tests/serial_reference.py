@@ -1,10 +1,11 @@
-"""The serial reference for target values, written the way the official MEMIT code computes them
+"""The serial reference for target values (the speed benchmarks time editkit against it; the
+integration tier checks editkit against it), written the way the official MEMIT code computes them
 (`compute_z`): one request at a time, the full model forward every step with δ added by a hook on
 block L, full-vocabulary logits at every position, log-softmax over all of them, then the
 target tokens gathered; KL at the KL prompt's edit token, weight decay ‖δ‖/‖h‖²;
 torch.optim.Adam on δ, clamp after each step, stop once loss < early_stop.
 
-It shares only the row construction (`editkit.targets._rows`: tokenisation, subject and target
+It shares only the row construction (`editkit.targets.target_rows`: tokenisation, subject and target
 positions) with editkit, so its losses are an independent check of editkit's fast path.
 """
 
@@ -15,7 +16,7 @@ import torch
 from editkit.architectures import architecture_of, module
 from editkit.config import TargetConfig
 from editkit.hooks import frozen, hidden_of, hooks, replace_hidden
-from editkit.targets import Targets, _rows
+from editkit.targets import Targets, target_rows
 
 
 def reference_targets(model, tok, requests, layer: int, templates: list[str], cfg: TargetConfig) -> Targets:
@@ -28,7 +29,7 @@ def reference_targets(model, tok, requests, layer: int, templates: list[str], cf
 
 
 def _one(model, tok, req, layer, templates, cfg):
-    r = _rows(tok, [req], templates, cfg.kl_prompt, cfg.fact_token)
+    r = target_rows(tok, [req], templates, cfg.kl_prompt, cfg.fact_token)
     B, T = len(r.ids), max(len(x) for x in r.ids)
     pad = tok.eos_token_id
     ids = torch.full((B, T), pad, dtype=torch.long)
@@ -37,7 +38,7 @@ def _one(model, tok, req, layer, templates, cfg):
         ids[b, : len(x)] = torch.tensor(x)
         mask[b, : len(x)] = 1
     block = module(model, architecture_of(model).blocks)[layer]
-    delta = torch.zeros(model.config.n_embd, requires_grad=True)
+    delta = torch.zeros(model.get_input_embeddings().embedding_dim, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=cfg.lr)
     state = {}
 
