@@ -3,6 +3,7 @@
     with hooks((module, fn), ...):  model(...)        # fn(module, inputs, output) → output | None
     with stop_after(module): model(...)               # the forward pass ends once `module` ran
     with swapped(model, {"transformer.h.3": m}): …     # submodules replaced, originals put back
+    with eval_mode(model): …                          # dropout off; the train/eval mode restored
     with frozen(model): …                             # no gradients, eval mode; both restored
     StandIn(original, give)                           # a block that hands back give(hidden_in)
 
@@ -67,18 +68,27 @@ def replace_hidden(output, hidden: torch.Tensor):
 
 
 @contextmanager
-def frozen(model):
-    """Parameters need no gradient and dropout is off while δ is optimised; restored after."""
-    flags = [p.requires_grad for p in model.parameters()]
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Dropout off (eval mode) inside the block; the model's train/eval mode restored after."""
     training = model.training
     try:
-        model.requires_grad_(False)
         model.eval()
         yield
     finally:
+        model.train(training)
+
+
+@contextmanager
+def frozen(model):
+    """Parameters need no gradient and dropout is off while δ is optimised; restored after."""
+    flags = [p.requires_grad for p in model.parameters()]
+    try:
+        model.requires_grad_(False)
+        with eval_mode(model):
+            yield
+    finally:
         for p, f in zip(model.parameters(), flags):
             p.requires_grad_(f)
-        model.train(training)
 
 
 @contextmanager

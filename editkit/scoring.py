@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .hooks import eval_mode
 from .tokens import pad_id, pad_rows
 
 
@@ -60,11 +61,9 @@ def target_logprob(model, tok, prompts: list[str], targets: list[str], batch_siz
 
     pad = pad_id(tok)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = torch.empty(n, dtype=torch.float32)
     order = sorted(range(n), key=lambda i: len(rows[i][0]))  # similar lengths together: less padding
-    try:
+    with eval_mode(model):
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             ids, mask = pad_rows([rows[i][0] for i in idx], pad)
@@ -79,8 +78,6 @@ def target_logprob(model, tok, prompts: list[str], targets: list[str], batch_siz
                 logp = torch.log_softmax(logits[r, first - 1 : len(seq) - 1].float(), dim=-1)
                 tgt = torch.tensor(seq[first:], device=logp.device)
                 out[i] = logp.gather(-1, tgt[:, None]).mean().cpu()
-    finally:
-        model.train(was_training)
     return out
 
 

@@ -30,7 +30,7 @@ from . import distributed, paths
 from .architectures import architecture_of, context_length, device_of, module
 from .config import StatsConfig
 from .corpora import corpus_identity, documents
-from .hooks import hooks, stop_after
+from .hooks import eval_mode, hooks, stop_after
 from .interop import find_npz, read_mom2_npz
 from .linalg import check_finite
 from .models import model_identity
@@ -136,8 +136,6 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
 
     pad = pad_id(tok)
     bar = tqdm(total=cfg.n_tokens if cfg.n_docs is None else None, desc="key statistics", unit="tok", disable=not progress, leave=False)
-    training = model.training
-    model.eval()
 
     def run(batch):
         ids, mask = pad_rows(batch, pad)
@@ -147,14 +145,14 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
         return int(mask.sum())
 
     try:
-        for i, batch in enumerate(token_batches(tok, cfg.corpus, chunk_len(model, cfg), cfg.n_tokens, cfg.batch_size, cfg.n_docs)):
-            if not distributed.mine(i):  # under torch.distributed each rank runs its share (editkit.distributed)
-                continue
-            got = run(batch)
-            count += got
-            bar.update(got)
+        with eval_mode(model):
+            for i, batch in enumerate(token_batches(tok, cfg.corpus, chunk_len(model, cfg), cfg.n_tokens, cfg.batch_size, cfg.n_docs)):
+                if not distributed.mine(i):  # under torch.distributed each rank runs its share (editkit.distributed)
+                    continue
+                got = run(batch)
+                count += got
+                bar.update(got)
     finally:
-        model.train(training)
         bar.close()
     if distributed.active():
         for l in layers:  # a rank with no batch still takes part in every reduction

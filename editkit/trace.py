@@ -45,8 +45,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .architectures import Architecture, architecture_of, module, num_layers
-from .hooks import Hook, hidden_of, hooks, replace_hidden
+from .hooks import Hook, eval_mode, hidden_of, hooks, replace_hidden
 from .report import require_matplotlib
 from .tokens import locate_subject, target_ids, template_of
 
@@ -364,16 +363,6 @@ def _checked(kinds: Iterable[str], window: int) -> list[str]:
     return kinds
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 # ---------------------------------------------------------------------------------------------
 # public API
 
@@ -394,7 +383,7 @@ def trace_fact_kinds(
 ) -> dict[str, TraceResult]:
     """`trace_fact` for several kinds sharing one clean/corrupted pass: {kind: TraceResult}."""
     kinds = _checked(kinds, window)
-    with _eval_mode(model):
+    with eval_mode(model):
         tr = _Tracer(model, tok, template_of(prompt_template, subject), subject, target,
                      samples=samples, noise=noise, seed=seed, batch_size=batch_size)
         return {k: tr.result(k, window) for k in kinds}
@@ -491,7 +480,7 @@ def trace_facts(
     counts = torch.zeros(len(CATEGORIES))
     used, skipped, lows, highs = [], [], [], []
     facts = list(facts)
-    with _eval_mode(model):
+    with eval_mode(model):
         for i, rec in enumerate(tqdm(facts, desc="causal tracing", disable=not progress)):
             if max_known is not None and len(used) >= max_known:
                 break

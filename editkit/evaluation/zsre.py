@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..architectures import device_of
+from ..hooks import eval_mode
 from ..requests import EditRequest
 from ..tokens import pad_id, pad_rows
 
@@ -42,9 +43,7 @@ def top1_predictions(model, tok, prompts: list[str], targets: list[str], batch_s
     dev = device_of(model)
     out: list = [None] * len(rows)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for s in range(0, len(rows), batch_size):
             idx = order[s : s + batch_size]
             ids, mask = pad_rows([rows[i][0] for i in idx], pad)
@@ -55,8 +54,6 @@ def top1_predictions(model, tok, prompts: list[str], targets: list[str], batch_s
                 first = len(seq) - m
                 pred = logits[r, first - 1 : len(seq) - 1].argmax(-1)  # (m,)
                 out[i] = (seq[first:], pred.tolist())
-    finally:
-        model.train(training)
     return out
 
 
