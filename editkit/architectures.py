@@ -9,7 +9,7 @@ editkit edits the MLP output projection of a transformer block,
 Every module path below is data, not code: adding a family is one new `Architecture` entry in
 `ARCHITECTURES`. The one awkward fact is stated here, once: GPT-2 (and its derivatives) store
 `mlp.c_proj` as a `transformers.pytorch_utils.Conv1D` whose `.weight` is (d_in, d_out), i.e. the
-*transpose* of W. `transposed=True` says so; `read_weight`/`write_weight` turn it into the (d_out,
+*transpose* of W. `transposed=True` says so; `read_weight`, `as_math` and `add_delta` turn it into the (d_out,
 d_in) convention everywhere else in editkit. The orientation is never guessed from a shape.
 """
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .architectures import add_delta, architecture_of, check_layers, weight_param
+from .architectures import add_delta, architecture_of, check_layers, read_weight, weight_param
 from .distribution import LayerUpdate
 from .linalg import check_finite
 
@@ -120,8 +120,7 @@ class Edit:
             )
         for u in self.updates:
             check_finite(u.delta, f"ΔW of layer {u.layer}")
-            p = weight_param(model, u.layer)
-            shape = tuple(p.shape[::-1]) if architecture_of(model).transposed else tuple(p.shape)
+            shape = tuple(read_weight(model, u.layer).shape)  # (d_out, d_in)
             if tuple(u.delta.shape) != shape:
                 raise ValueError(f"ΔW of layer {u.layer} is {tuple(u.delta.shape)} but this model's W is {shape}: wrong model")
         self._begin(model)

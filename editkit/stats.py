@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import distributed, paths
-from .architectures import architecture_of, context_length, device_of, module
+from .architectures import architecture_of, context_length, device_of, module, read_weight
 from .config import StatsConfig
 from .corpora import corpus_identity, documents
 from .hooks import eval_mode, hooks, stop_after
@@ -157,7 +157,7 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
     if distributed.active():
         for l in layers:  # a rank with no batch still takes part in every reduction
             if l not in sums:
-                d = projs[l].weight.shape[0 if arch.transposed else 1]
+                d = read_weight(model, l).shape[1]  # d_in
                 sums[l] = torch.zeros(d, d, dtype=torch.float64, device=dev)
             distributed.sum_(sums[l])
         count = int(distributed.sum_(torch.tensor([count], dtype=torch.float64, device=dev)).item())
