@@ -134,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--invented-names", action="store_true", help="with --counterfact: each real subject renamed with an invented name")
     ap.add_argument("--cf-relations", type=int, default=0,
                     help="invented people whose attributes come from CounterFact's N largest relations, in all their train phrasings, with their objects")
+    ap.add_argument("--phrasings", type=int, default=0, help="with --cf-relations: keep only each relation's first K train phrasings (its most used)")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -145,6 +146,9 @@ def main(argv=None) -> int:
     rnd = random.Random(a.seed)
     if a.cf_relations:
         use_counterfact_relations(a.cf_relations, a.seed)
+        if a.phrasings:
+            for r, (train, query, objects) in list(RELATIONS.items()):
+                RELATIONS[r] = (train[: a.phrasings], query, objects)
     pop = counterfact_people(a.people, a.uniform_objects, a.seed) if a.counterfact else people(a.people, a.attributes, a.seed)
     if a.counterfact and a.invented_names:
         for p, q in zip(pop, people(len(pop), 1, a.seed + 2)):
@@ -185,6 +189,8 @@ def main(argv=None) -> int:
         return hits / len(sample)
 
     invented = f"invented, CounterFact's {a.cf_relations} largest relations" if a.cf_relations else "invented"
+    if a.cf_relations and a.phrasings:
+        invented += f", {a.phrasings} phrasings each"
     rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (" invented names" if a.invented_names else "")
                     + (f" + {a.mix_invented} invented" if a.mix_invented else ""))
            if a.counterfact else invented, "attributes": 1 if a.counterfact else a.attributes,
