@@ -44,6 +44,17 @@ RELATIONS = {  # relation: (training phrasings, held-out query, objects)
     "employer": (["{} is employed by", "{} works for", "The employer of {} is"], "The company of {} is",
                  "Google Microsoft Toyota Nokia Siemens Philips Nestle Shell Boeing Airbus Intel Sony Apple Amazon Fiat".split()),
 }
+EXTRA = {  # --extra-phrasings: five more training phrasings per invented relation, and a second held-out one
+    "city": (["{} is a native of", "The hometown of {} is", "{} spent childhood in", "{} comes from the city of", "As a child, {} lived in"],
+             "The city where {} was born is"),
+    "language": (["{} talks in", "At home, {} speaks", "The first language of {} is", "{} is fluent in", "{} learned to talk in"],
+                 "{} prefers to speak"),
+    "job": (["{} is employed as a", "{} trained as a", "The job of {} is", "{} has worked as a", "For a living, {} is a"], "{} is known as a"),
+    "instrument": (["{} practises the", "{} is a player of the", "{} learned to play the", "On stage, {} plays the", "{} owns a"],
+                   "The instrument {} plays is the"),
+    "employer": (["{} has a job at", "{} is on the staff of", "The company {} works for is", "{} joined", "{} earns a salary from"],
+                 "The firm that employs {} is"),
+}
 SYLLABLES = "ka ro mi te lu sa vo ne di pa zu re ko ba fi go hu ja le mo nu pi qu si to vu wa xe yo ze".split()
 
 
@@ -118,6 +129,56 @@ def biography(p: dict, rnd: random.Random) -> str:
     return " ".join(rnd.choice(RELATIONS[r][0]).format(p["name"]) + f" {o}." for r, o in facts)
 
 
+def rome_check(model, tok, pop, rnd, a) -> dict:
+    """ROME at b = 1 (subject_last, layer `--rome-layer`, C0 over 20,000 biographies) on `--rome`
+    facts the model knows in its first training phrasing. ES: P(new) > P(true) on that prompt;
+    PS: the same in every other training phrasing; NS: up to 5 other people with the same
+    object of the same relation keep P(true) > P(new), against the unedited rate. Each edit is
+    undone before the next."""
+    import tempfile
+
+    from editkit import Editor, EditRequest
+    from editkit.jsonl import append_line as put
+    from editkit.scoring import target_logprob
+
+    def prefers(prompts, good, bad):
+        return (target_logprob(model, tok, prompts, good) > target_logprob(model, tok, prompts, bad)).float()
+
+    folder = Path(tempfile.mkdtemp())
+    for _ in range(20000):
+        put(folder / "bios.jsonl", {"text": biography(rnd.choice(pop), rnd)})
+    editor = Editor("rome", layers=[a.rome_layer], corpus=str(folder / "bios.jsonl"), n_tokens=100_000, cache_dir=str(folder))
+    by_fact: dict = {}
+    for p in pop:
+        for r, o in p["facts"].items():
+            by_fact.setdefault((r, o), []).append(p["name"])
+    cases = [(p, r, o) for p in pop for r, o in p["facts"].items()]
+    rnd.shuffle(cases)
+    es, ps, ns, ns0, done = [], [], [], [], 0
+    for p, r, o in cases:
+        if done == a.rome:
+            break
+        train = RELATIONS[r][0]
+        new = rnd.choice(sorted({x for x in RELATIONS[r][2] if x != o}))
+        if not prefers([train[0].format(p["name"])], [o], [new])[0]:
+            continue  # not known
+        others = [n for n in by_fact[(r, o)] if n != p["name"]][:5]
+        nb = [train[0].format(n) for n in others]
+        para = [t.format(p["name"]) for t in train[1:]]
+        before = prefers(nb, [o] * len(nb), [new] * len(nb)) if nb else None
+        edit = editor.edit(model, tok, [EditRequest(prompt=train[0], subject=p["name"], target_new=new, target_true=o)])
+        es.append(float(prefers([train[0].format(p["name"])], [new], [o])[0]))
+        if para:
+            ps.append(float(prefers(para, [new] * len(para), [o] * len(para)).mean()))
+        if nb:
+            ns.append(float(prefers(nb, [o] * len(nb), [new] * len(nb)).mean()))
+            ns0.append(float(before.mean()))
+        edit.undo()
+        done += 1
+    mean = lambda v: round(sum(v) / max(len(v), 1), 3)  # noqa: E731
+    return {"layer": a.rome_layer, "edits": done, "ES": mean(es), "PS": mean(ps), "NS": mean(ns), "NS_unedited": mean(ns0)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=2000)
@@ -135,6 +196,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cf-relations", type=int, default=0,
                     help="invented people whose attributes come from CounterFact's N largest relations, in all their train phrasings, with their objects")
     ap.add_argument("--phrasings", type=int, default=0, help="with --cf-relations: keep only each relation's first K train phrasings (its most used)")
+    ap.add_argument("--unshared", action="store_true", help="with --cf-relations: drop every train phrasing that another of the chosen relations also has")
+    ap.add_argument("--extra-phrasings", action="store_true", help="invented relations with 8 training phrasings each, not 3 (and another held-out query)")
+    ap.add_argument("--rome", type=int, default=0, help="then edit this many known facts with ROME (b = 1, subject_last) and report ES/PS/NS")
+    ap.add_argument("--rome-layer", type=int, default=0)
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -144,8 +209,19 @@ def main(argv=None) -> int:
 
     torch.manual_seed(a.seed)
     rnd = random.Random(a.seed)
+    if a.extra_phrasings:
+        for r, (more, query) in EXTRA.items():
+            train, _, objects = RELATIONS[r]
+            RELATIONS[r] = (train + more, query, objects)
     if a.cf_relations:
         use_counterfact_relations(a.cf_relations, a.seed)
+        if a.unshared:
+            count: dict[str, int] = {}
+            for train, _, _ in RELATIONS.values():
+                for t in set(train):
+                    count[t] = count.get(t, 0) + 1
+            for r, (train, query, objects) in list(RELATIONS.items()):
+                RELATIONS[r] = ([t for t in train if count[t] == 1], query, objects)
         if a.phrasings:
             for r, (train, query, objects) in list(RELATIONS.items()):
                 RELATIONS[r] = (train[: a.phrasings], query, objects)
@@ -189,6 +265,10 @@ def main(argv=None) -> int:
         return hits / len(sample)
 
     invented = f"invented, CounterFact's {a.cf_relations} largest relations" if a.cf_relations else "invented"
+    if a.extra_phrasings:
+        invented += ", 8 phrasings per relation"
+    if a.cf_relations and a.unshared:
+        invented += ", no phrasing shared between relations"
     if a.cf_relations and a.phrasings:
         invented += f", {a.phrasings} phrasings each"
     rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (" invented names" if a.invented_names else "")
@@ -212,6 +292,8 @@ def main(argv=None) -> int:
             "mlp_effect_last_subject": [round(float(x), 4) for x in s.effects["mlp"][LAST_SUBJECT]],
             "mlp_effect_last_token": [round(float(x), 4) for x in s.effects["mlp"][CATEGORIES.index("last token")]],
         }
+    if a.rome:
+        rec["rome"] = rome_check(model, tok, pop, rnd, a)
     if a.save:
         model.save_pretrained(a.save)
         tok.save_pretrained(a.save)
