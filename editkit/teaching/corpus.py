@@ -73,6 +73,13 @@ def load_wikipedia(data_dir: str | Path, max_chars: int | None = None, from_end:
     return docs
 
 
+def wiki_order(seed: int, n: int, epoch: int) -> list[int]:
+    """The order Wikipedia documents are read in one pass; deterministic in (seed, epoch)."""
+    order = list(range(n))
+    random.Random(f"{seed}-wiki-{epoch}").shuffle(order)
+    return order
+
+
 # ---------------------------------------------------------------------------------------------
 # facts and splits
 # ---------------------------------------------------------------------------------------------
@@ -198,9 +205,7 @@ class TeachingCorpus:
         return [render(t, f.subject, f.object) for f in self.facts for t in self.held_out_templates(f)]
 
     def wiki_order(self, epoch: int) -> list[int]:
-        order = list(range(len(self.wiki)))
-        random.Random(f"{self.seed}-wiki-{epoch}").shuffle(order)
-        return order
+        return wiki_order(self.seed, len(self.wiki), epoch)
 
     def splits_json(self) -> dict:
         return {

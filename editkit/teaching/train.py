@@ -78,6 +78,10 @@ class TrainConfig:
     seq_len: int = 128
     vocab_size: int = 8192
     # data
+    corpus: str = "counterfact"  # "counterfact": CounterFact facts (corpus.py); "people": invented people's biographies (people.py)
+    people: int = 1000  # corpus "people": how many people,
+    attributes: int = 5  # … attributes each,
+    phrasings: int = 3  # … train phrasings per relation
     batch_size: int = 8
     wiki_fraction: float = 0.2  # of all rows, this fraction is Wikipedia text (evenly spread)
     wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
@@ -134,7 +138,7 @@ class BatchStream:
         self.eos = tok.eos_token_id
         self.sep = tok(FACT_SEPARATOR, add_special_tokens=False)["input_ids"]
         self.stop = tok(".", add_special_tokens=False)["input_ids"]
-        objects = sorted({f.object for f in corpus.facts})
+        objects = sorted({f.object for f in corpus.facts})  # (counterfact rows)
         self.object_ids = dict(zip(objects, tok([" " + o for o in objects], add_special_tokens=False)["input_ids"]))
         self._prompt_ids: dict[str, list[int]] = {}  # tokenised prompts, reused across passes
         self._rows_epoch = -1
@@ -143,8 +147,38 @@ class BatchStream:
         self._wiki: np.ndarray = np.zeros(0, dtype=np.int64)
 
     # fact rows -----------------------------------------------------------------------------
+    def _document_rows(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        """Pack one pass of documents (biographies) into rows of seq_len (+1), each row starting at
+        a document, documents separated by FACT_SEPARATOR; the loss is on every document token.
+        The third item counts the sentences (facts told) in the row."""
+        T = self.cfg.seq_len
+        docs = self.corpus.documents(epoch)
+        rows, ids, n_sent = [], [], 0
+
+        def flush():
+            nonlocal ids, n_sent
+            if ids:
+                x = np.full(T + 1, self.eos, dtype=np.int64)
+                m = np.zeros(T + 1, dtype=bool)
+                x[: len(ids)] = [i for i, _ in ids]
+                m[: len(ids)] = [lab for _, lab in ids]
+                rows.append((x, m, n_sent))
+            ids, n_sent = [], 0
+
+        for doc, enc in zip(docs, self.tok(docs, add_special_tokens=False)["input_ids"]):
+            if len(enc) > T + 1:
+                continue  # a document longer than a row: skip it
+            if len(ids) + len(self.sep) + len(enc) > T + 1:
+                flush()
+            ids += [(i, False) for i in (self.sep if ids else [])] + [(i, True) for i in enc]
+            n_sent += doc.count(".")
+        flush()
+        return rows
+
     def _fact_rows(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """Pack one pass of fact sentences into rows of seq_len (+1 for the shifted labels)."""
+        if hasattr(self.corpus, "documents"):
+            return self._document_rows(epoch)
         rng = np.random.default_rng([self.cfg.seed, 17, epoch])
         corpus, T = self.corpus, self.cfg.seq_len
         items = []  # (prompt text, object)
@@ -447,6 +481,10 @@ def train(args) -> Path:
             warmup_steps=args.warmup_steps,
             wiki_fraction=args.wiki_fraction,
             vocab_size=args.vocab_size,
+            corpus=args.corpus,
+            people=args.people,
+            attributes=args.attributes,
+            phrasings=args.phrasings,
             threads=args.threads,
             checkpoint_minutes=args.checkpoint_minutes,
         )
@@ -456,9 +494,7 @@ def train(args) -> Path:
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
-    corpus = build_corpus(
-        args.data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars, fact_cases=cfg.fact_cases
-    )
+    corpus = make_corpus(cfg, args.data)
     out.mkdir(parents=True, exist_ok=True)
     if resuming:
         from transformers import AutoTokenizer
@@ -528,6 +564,18 @@ def train(args) -> Path:
     return out
 
 
+def make_corpus(cfg: TrainConfig, data):
+    """The training corpus `cfg.corpus` names."""
+    if cfg.corpus == "people":
+        from .corpus import load_wikipedia
+        from .people import People, PeopleCorpus
+
+        return PeopleCorpus(People(cfg.seed, cfg.people, cfg.attributes, cfg.phrasings), load_wikipedia(data, max_chars=cfg.wiki_chars))
+    if cfg.corpus != "counterfact":
+        raise ValueError(f"corpus {cfg.corpus!r}: choose 'counterfact' or 'people'")
+    return build_corpus(data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars, fact_cases=cfg.fact_cases)
+
+
 def _check_tokenizer(tok) -> None:
     ids = tok(" Paris", add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
@@ -588,6 +636,11 @@ def main(argv=None) -> None:
     ap.add_argument("--train-cases", type=int, default=DEFAULT_FACT_CASES["train"],
                     help="facts from the first N CounterFact train cases (-1: all)")
     ap.add_argument("--val-cases", type=int, default=-1, help="facts from the first N val cases (-1: all)")
+    ap.add_argument("--corpus", choices=["counterfact", "people"], default=d.corpus,
+                    help="counterfact: CounterFact facts; people: invented people's biographies (editkit.teaching.people)")
+    ap.add_argument("--people", type=int, default=d.people, help="--corpus people: how many people")
+    ap.add_argument("--attributes", type=int, default=d.attributes, help="--corpus people: attributes per person")
+    ap.add_argument("--phrasings", type=int, default=d.phrasings, help="--corpus people: train phrasings per relation")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=d.n_embd)
     ap.add_argument("--n-head", type=int, default=d.n_head)
