@@ -88,11 +88,11 @@ def stats_corpus(corpus, folder: Path) -> str:
     return str(path)
 
 
-def edits(model, tok, reqs, objective: str, layers: list[int], batch: int, corpus_path: str, cache: str) -> dict:
+def edits(model, tok, reqs, objective: str, layers: list[int], batch: int, corpus_path: str, cache: str, **hparams) -> dict:
     from editkit import Editor
     from editkit.evaluation.counterfact import counterfact_rows, summarise
 
-    kw = {"layers": layers, "corpus": corpus_path, "n_tokens": 100_000, "cache_dir": cache}
+    kw = {"layers": layers, "corpus": corpus_path, "n_tokens": 100_000, "cache_dir": cache, **hparams}
     if objective == "rome":
         editor = Editor("rome", **kw)
     else:
@@ -103,7 +103,7 @@ def edits(model, tok, reqs, objective: str, layers: list[int], batch: int, corpu
         rows += counterfact_rows(model, tok, reqs[s : s + batch])
         edit.undo()
     out = {k: round(v, 3) for k, v in summarise(rows).items() if k in ("efficacy_success", "paraphrase_success", "neighborhood_success", "score", "n")}
-    return {"objective": objective, "layers": layers, "batch": batch, **out}
+    return {"objective": objective, "layers": layers, "batch": batch, **hparams, **out}
 
 
 def main(argv=None) -> int:
@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--spread", default="0,1", help="layers for the batch edits")
     ap.add_argument("--compare", default=None, help="also the held-out Wikipedia NLL of this model (e.g. the shipped one)")
     ap.add_argument("--note", default="")
+    ap.add_argument("--hparam", action="append", default=[], help="KEY=VALUE for every edit (e.g. steps=40); repeatable")
     a = ap.parse_args(argv)
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
@@ -140,7 +141,10 @@ def main(argv=None) -> int:
            "steps": training["steps"], "train_seconds": training["train_seconds"], "facts": len(people.facts),
            "final_fact_loss": training["final_fact_loss"], "final_wiki_loss": training["final_wiki_loss"]}
     rec["known"] = knowledge(model, tok, people)
-    rec["trace"] = trace(model, tok, people)
+    try:
+        rec["trace"] = trace(model, tok, people)
+    except ValueError as e:  # no fact known well enough to trace
+        rec["trace"] = str(e)
     chunks = wiki_chunks(tok, 64, 128)
     rec["wiki_nll_held_out"] = round(text_nll(model, tok, chunks), 3)
     if a.compare:
@@ -153,10 +157,13 @@ def main(argv=None) -> int:
                        if k in ("efficacy_success", "paraphrase_success", "neighborhood_success")}
     tmp = Path(tempfile.mkdtemp())
     text = stats_corpus(corpus, tmp)
-    rec["rome"] = [edits(model, tok, reqs[: a.n], "rome", [layer], 1, text, str(tmp)) for layer in (a.layer or [0])]
+    from editkit.cli import parse_pairs
+
+    hp = parse_pairs(a.hparam)
+    rec["rome"] = [edits(model, tok, reqs[: a.n], "rome", [layer], 1, text, str(tmp), **hp) for layer in (a.layer or [0])]
     if a.batch:
         spread = [int(x) for x in a.spread.split(",")]
-        rec["batch"] = [edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp)) for o in ("memit", "emmet")]
+        rec["batch"] = [edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp), **hp) for o in ("memit", "emmet")]
     rec["seconds"] = round(time.time() - t0, 1)
     rec["when"] = time.strftime("%Y-%m-%d %H:%M")
     print(json.dumps(rec))
