@@ -163,7 +163,12 @@ def main(argv=None) -> int:
     rec["rome"] = [edits(model, tok, reqs[: a.n], "rome", [layer], 1, text, str(tmp), **hp) for layer in (a.layer or [0])]
     if a.batch:
         spread = [int(x) for x in a.spread.split(",")]
-        rec["batch"] = [edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp), **hp) for o in ("memit", "emmet")]
+        rec["batch"] = []
+        for o in ("memit", "emmet"):
+            try:
+                rec["batch"].append(edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp), **hp))
+            except ValueError as e:  # e.g. a singular EMMET system at this batch size: say so, keep the rest
+                rec["batch"].append({"objective": o, "layers": spread, "batch": a.batch, "error": str(e)})
     rec["seconds"] = round(time.time() - t0, 1)
     rec["when"] = time.strftime("%Y-%m-%d %H:%M")
     print(json.dumps(rec))
