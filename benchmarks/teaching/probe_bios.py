@@ -200,6 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-phrasings", action="store_true", help="invented relations with 8 training phrasings each, not 3 (and another held-out query)")
     ap.add_argument("--rome", type=int, default=0, help="then edit this many known facts with ROME (b = 1, subject_last) and report ES/PS/NS")
     ap.add_argument("--rome-layer", type=int, default=0)
+    ap.add_argument("--dropout", type=float, default=0.1, help="resid/embedding/attention dropout (GPT2Config's default 0.1, as in every earlier probe)")
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -234,6 +235,7 @@ def main(argv=None) -> int:
         pop = pop + people(a.mix_invented, 5, a.seed + 1)
     tok = train_bpe((biography(p, rnd) for p in pop * 3), vocab_size=2048)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=a.width, n_layer=a.layers, n_head=4,
+                                       resid_pdrop=a.dropout, embd_pdrop=a.dropout, attn_pdrop=a.dropout,
                                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01, betas=(0.9, 0.95))
     t0, step, losses = time.time(), 0, []
@@ -271,6 +273,8 @@ def main(argv=None) -> int:
         invented += ", no phrasing shared between relations"
     if a.cf_relations and a.phrasings:
         invented += f", {a.phrasings} phrasings each"
+    if a.dropout != 0.1:
+        invented += f", dropout {a.dropout}"
     rec = {"data": ("counterfact" + (" uniform objects" if a.uniform_objects else "") + (" invented names" if a.invented_names else "")
                     + (f" + {a.mix_invented} invented" if a.mix_invented else ""))
            if a.counterfact else invented, "attributes": 1 if a.counterfact else a.attributes,

@@ -77,6 +77,7 @@ class TrainConfig:
     n_head: int = 4
     seq_len: int = 128
     vocab_size: int = 8192
+    dropout: float = 0.0  # resid, embedding and attention dropout (GPT-2's own: 0.1)
     # data
     corpus: str = "counterfact"  # "counterfact": CounterFact facts (corpus.py); "people": invented people's biographies (people.py)
     people: int = 1000  # corpus "people": how many people,
@@ -290,9 +291,9 @@ def make_model(cfg: TrainConfig, tok):
         n_embd=cfg.n_embd,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
@@ -485,6 +486,7 @@ def train(args) -> Path:
             people=args.people,
             attributes=args.attributes,
             phrasings=args.phrasings,
+            dropout=args.dropout,
             threads=args.threads,
             checkpoint_minutes=args.checkpoint_minutes,
         )
@@ -641,6 +643,7 @@ def main(argv=None) -> None:
     ap.add_argument("--people", type=int, default=d.people, help="--corpus people: how many people")
     ap.add_argument("--attributes", type=int, default=d.attributes, help="--corpus people: attributes per person")
     ap.add_argument("--phrasings", type=int, default=d.phrasings, help="--corpus people: train phrasings per relation")
+    ap.add_argument("--dropout", type=float, default=d.dropout, help="resid/embedding/attention dropout")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=d.n_embd)
     ap.add_argument("--n-head", type=int, default=d.n_head)
