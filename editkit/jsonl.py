@@ -1,6 +1,7 @@
 """JSON-lines files that runs append to and resume from (sweeps, sequential runs, benchmarks).
 
     append_line(path, record)   one record, one line, the folder made if needed
+    emit(record, path)          a benchmark's result: printed, and appended when a path is given
     read_lines(path)            every record; a line that does not parse (a run killed mid-write)
                                 is skipped with a warning, so a run can always resume
 """
@@ -20,6 +21,12 @@ def append_line(path: str | Path, record: dict, default: Callable[[Any], Any] | 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record, default=default) + "\n")
+
+
+def emit(record: dict, path: str | Path | None = None) -> None:
+    print(json.dumps(record))
+    if path:
+        append_line(path, record)
 
 
 def read_lines(path: str | Path) -> list[dict]:

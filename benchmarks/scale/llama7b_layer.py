@@ -14,7 +14,6 @@ numbers into what a full 7B and 70B edit need.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -43,7 +42,7 @@ def main(argv=None) -> int:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from editkit import Editor, EditRequest
-    from editkit.jsonl import append_line
+    from editkit.jsonl import emit
     from editkit.paths import data_dir
 
     rec = {"shape": "llama-2-7b layer", "hidden": 4096, "mlp": 11008, "vocab": 50257, "blocks": a.layers, "edit_layers": a.edit_layers,
@@ -70,9 +69,7 @@ def main(argv=None) -> int:
     rec["seconds_distribute"] = round(edit.info["seconds"]["distribute"], 1)
     rec["rss_gib_peak"] = round(rss_gib(), 2)
     rec["when"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    print(json.dumps(rec))
-    if a.out:
-        append_line(a.out, rec)
+    emit(rec, a.out)
     return 0
 
 

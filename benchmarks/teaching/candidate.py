@@ -171,11 +171,9 @@ def main(argv=None) -> int:
                 rec["batch"].append({"objective": o, "layers": spread, "batch": a.batch, "error": str(e)})
     rec["seconds"] = round(time.time() - t0, 1)
     rec["when"] = time.strftime("%Y-%m-%d %H:%M")
-    print(json.dumps(rec))
-    if a.out:
-        from editkit.jsonl import append_line
+    from editkit.jsonl import emit
 
-        append_line(a.out, rec)
+    emit(rec, a.out)
     return 0
 
 

@@ -22,7 +22,6 @@ benchmarks/teaching/probes.md.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -204,7 +203,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from editkit.jsonl import append_line
+    from editkit.jsonl import emit
     from editkit.teaching.corpus import train_bpe
     from editkit.trace import CATEGORIES, LAST_SUBJECT, default_window, trace_facts
 
@@ -301,9 +300,7 @@ def main(argv=None) -> int:
     if a.save:
         model.save_pretrained(a.save)
         tok.save_pretrained(a.save)
-    print(json.dumps(rec))
-    if a.out:
-        append_line(a.out, rec)
+    emit(rec, a.out)
     return 0
 
 
