@@ -32,6 +32,11 @@ sentence. Fact rows are trained on the object tokens and the full stop only: the
 carry nothing to memorise, and skipping them spends the updates on the facts. The logits are
 computed only where there is a loss.
 
+Invented people (`--corpus people`, issue 10). The fact rows are then biographies of invented
+people (`people.py`), packed whole into rows and trained on every token, beside the same
+Wikipedia rows; `--phrasings` and `--dropout` are the settings the probes in
+benchmarks/teaching/ vary. Not the shipped model's recipe yet (see candidates.md there).
+
 Resuming. Every `--checkpoint-minutes` the model, the AdamW moments (safetensors) and a JSON
 state (step, train seconds, data cursors, seed, RNG state in the safetensors file) go to
 `<out>/_checkpoint/`; the same command resumes there after a kill. Nothing is pickled. The
@@ -566,16 +571,26 @@ def train(args) -> Path:
     return out
 
 
+def _people_corpus(cfg: TrainConfig, data):
+    from .corpus import load_wikipedia
+    from .people import People, PeopleCorpus
+
+    return PeopleCorpus(People(cfg.seed, cfg.people, cfg.attributes, cfg.phrasings), load_wikipedia(data, max_chars=cfg.wiki_chars))
+
+
+#: --corpus name → its builder (cfg, data folder) → corpus
+CORPUS_BUILDERS = {
+    "counterfact": lambda cfg, data: build_corpus(data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars,
+                                                  fact_cases=cfg.fact_cases),
+    "people": _people_corpus,
+}
+
+
 def make_corpus(cfg: TrainConfig, data):
     """The training corpus `cfg.corpus` names."""
-    if cfg.corpus == "people":
-        from .corpus import load_wikipedia
-        from .people import People, PeopleCorpus
-
-        return PeopleCorpus(People(cfg.seed, cfg.people, cfg.attributes, cfg.phrasings), load_wikipedia(data, max_chars=cfg.wiki_chars))
-    if cfg.corpus != "counterfact":
-        raise ValueError(f"corpus {cfg.corpus!r}: choose 'counterfact' or 'people'")
-    return build_corpus(data, seed=cfg.seed, max_records=cfg.max_records, wiki_chars=cfg.wiki_chars, fact_cases=cfg.fact_cases)
+    if cfg.corpus not in CORPUS_BUILDERS:
+        raise ValueError(f"corpus {cfg.corpus!r}: choose one of {sorted(CORPUS_BUILDERS)}")
+    return CORPUS_BUILDERS[cfg.corpus](cfg, data)
 
 
 def _check_tokenizer(tok) -> None:
@@ -638,7 +653,7 @@ def main(argv=None) -> None:
     ap.add_argument("--train-cases", type=int, default=DEFAULT_FACT_CASES["train"],
                     help="facts from the first N CounterFact train cases (-1: all)")
     ap.add_argument("--val-cases", type=int, default=-1, help="facts from the first N val cases (-1: all)")
-    ap.add_argument("--corpus", choices=["counterfact", "people"], default=d.corpus,
+    ap.add_argument("--corpus", choices=sorted(CORPUS_BUILDERS), default=d.corpus,
                     help="counterfact: CounterFact facts; people: invented people's biographies (editkit.teaching.people)")
     ap.add_argument("--people", type=int, default=d.people, help="--corpus people: how many people")
     ap.add_argument("--attributes", type=int, default=d.attributes, help="--corpus people: attributes per person")

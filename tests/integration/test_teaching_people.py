@@ -75,3 +75,14 @@ def test_document_rows_train_every_biography_token(people):
         pieces = [t for t in text.split("\n") if t.strip()]
         assert all(p in bios for p in pieces[1:-1])  # whole biographies, one a line (the first loses its first token)
     assert batch["sentences"] > 0
+
+
+def test_the_trainer_builds_the_named_corpus(tmp_path):
+    from editkit.teaching.train import TrainConfig, make_corpus
+
+    (tmp_path / "wikipedia").mkdir()
+    (tmp_path / "wikipedia" / "wiki_00").write_text('<doc id="1">\nT\nsome text\n</doc>\n')
+    c = make_corpus(TrainConfig(corpus="people", people=7, attributes=2, phrasings=1), tmp_path)
+    assert len(c.facts) == 14 and c.wiki == ["some text"] and len(c.documents(0)) == 7
+    with pytest.raises(ValueError, match="choose one of"):
+        make_corpus(TrainConfig(corpus="nope"), tmp_path)
