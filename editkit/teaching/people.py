@@ -131,10 +131,10 @@ def requests(people: People, n: int, seed: int = 0, neighbours: int = 5) -> list
     object of the same relation, in the edit prompt's phrasing (an edit that leaks to them shows);
     target_new is another object of the relation, drawn uniformly."""
     rng = random.Random(f"{seed}-requests")
-    by_fact: dict[tuple[str, str], list[str]] = {}
-    for f in people.facts:
-        by_fact.setdefault((f.relation, f.object), []).append(f.subject)
     facts = people.facts
+    by_fact: dict[tuple[str, str], list[str]] = {}
+    for f in facts:
+        by_fact.setdefault((f.relation, f.object), []).append(f.subject)
     rng.shuffle(facts)
     out = []
     for case_id, f in enumerate(facts[:n]):
