@@ -154,31 +154,21 @@ class BatchStream:
 
     # fact rows -----------------------------------------------------------------------------
     def _document_rows(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
-        """Pack one pass of documents (biographies) into rows of seq_len (+1), each row starting at
-        a document, documents separated by FACT_SEPARATOR; the loss is on every document token.
-        The third item counts the sentences (facts told) in the row."""
+        """One pass of documents (biographies), one document per row at position 0, padded with
+        eos to seq_len (+1); the loss is on every document token. A person's name then always
+        starts near the row's start, as in the probes that recalled at the subject (packing two
+        biographies a row did not: benchmarks/teaching/candidates.md). The third item counts the
+        sentences (facts told) in the row."""
         T = self.cfg.seq_len
         docs = self.corpus.documents(epoch)
-        rows, ids, n_sent = [], [], 0
-
-        def flush():
-            nonlocal ids, n_sent
-            if ids:
-                x = np.full(T + 1, self.eos, dtype=np.int64)
-                m = np.zeros(T + 1, dtype=bool)
-                x[: len(ids)] = [i for i, _ in ids]
-                m[: len(ids)] = [lab for _, lab in ids]
-                rows.append((x, m, n_sent))
-            ids, n_sent = [], 0
-
+        rows = []
         for doc, enc in zip(docs, self.tok(docs, add_special_tokens=False)["input_ids"]):
             if len(enc) > T + 1:
                 continue  # a document longer than a row: skip it
-            if len(ids) + len(self.sep) + len(enc) > T + 1:
-                flush()
-            ids += [(i, False) for i in (self.sep if ids else [])] + [(i, True) for i in enc]
-            n_sent += doc.count(".")
-        flush()
+            x = np.full(T + 1, self.eos, dtype=np.int64)
+            m = np.zeros(T + 1, dtype=bool)
+            x[: len(enc)], m[: len(enc)] = enc, True
+            rows.append((x, m, doc.count(".")))
         return rows
 
     def _fact_rows(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -263,7 +253,10 @@ class BatchStream:
         return x, np.ones(T + 1, dtype=bool), 0
 
     def next_batch(self) -> dict:
-        """input_ids (B, T); labels (B, T) with -100 where there is no loss; counts."""
+        """parts: the fact rows and the Wikipedia rows, each {"input_ids" (b, t), "labels" (b, t)
+        with -100 where there is no loss, "wiki": bool}; fact rows are cut after their last
+        labelled token (one biography a row is far shorter than seq_len). is_wiki: each row's kind
+        in stream order. sentences: facts told in the batch."""
         cfg, s = self.cfg, self.state
         rows, flags = [], []
         for _ in range(cfg.batch_size):
@@ -271,15 +264,18 @@ class BatchStream:
             s.rows_done += 1
             flags.append(math.floor((i + 1) * f) > math.floor(i * f))
             rows.append(self._next_wiki_row() if flags[-1] else self._next_fact_row())
-        x = torch.from_numpy(np.stack([r[0] for r in rows]))  # (B, T+1)
-        m = torch.from_numpy(np.stack([r[1] for r in rows]))
-        labels = torch.where(m[:, 1:], x[:, 1:], torch.full_like(x[:, 1:], -100))
-        return {
-            "input_ids": x[:, :-1].contiguous(),
-            "labels": labels.contiguous(),
-            "is_wiki": torch.tensor(flags),
-            "sentences": sum(r[2] for r in rows),
-        }
+        parts = []
+        for wiki in (False, True):
+            mine = [r for r, f in zip(rows, flags) if f == wiki]
+            if not mine:
+                continue
+            x = torch.from_numpy(np.stack([r[0] for r in mine]))  # (b, T+1)
+            m = torch.from_numpy(np.stack([r[1] for r in mine]))
+            width = int(m.any(0).nonzero().max()) + 1 if m.any() else 2
+            x, m = x[:, : max(width, 2)], m[:, : max(width, 2)]
+            labels = torch.where(m[:, 1:], x[:, 1:], torch.full_like(x[:, 1:], -100))
+            parts.append({"input_ids": x[:, :-1].contiguous(), "labels": labels.contiguous(), "wiki": wiki})
+        return {"parts": parts, "is_wiki": torch.tensor(flags), "sentences": sum(r[2] for r in rows)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,21 +434,19 @@ class ThreadTuner:
 
 
 def _loss(model, batch, device, wiki_weight: float) -> tuple[torch.Tensor, float, float]:
-    """Mean fact-object cross-entropy + wiki_weight * mean wiki cross-entropy, logits computed
-    only where there is a label."""
-    ids = batch["input_ids"].to(device)
-    labels = batch["labels"].to(device)
-    hidden = model.transformer(input_ids=ids).last_hidden_state  # (B, T, C)
-    sel = labels != -100  # (B, T)
-    logits = model.lm_head(hidden[sel])  # (N, V)
-    per_tok = torch.nn.functional.cross_entropy(logits.float(), labels[sel], reduction="none")
-    row = torch.arange(ids.shape[0], device=device)[:, None].expand_as(sel)[sel]
-    is_wiki = batch["is_wiki"].to(device)[row]
-    zero = per_tok.sum() * 0
-    wiki = per_tok[is_wiki].mean() if is_wiki.any() else zero
-    fact = per_tok[~is_wiki].mean() if (~is_wiki).any() else zero
+    """Mean fact cross-entropy + wiki_weight * mean wiki cross-entropy over the batch's parts,
+    logits computed only where there is a label."""
+    per = {False: [], True: []}
+    for part in batch["parts"]:
+        ids, labels = part["input_ids"].to(device), part["labels"].to(device)
+        hidden = model.transformer(input_ids=ids).last_hidden_state  # (b, t, C)
+        sel = labels != -100
+        logits = model.lm_head(hidden[sel])  # (N, V)
+        per[part["wiki"]].append(torch.nn.functional.cross_entropy(logits.float(), labels[sel], reduction="none"))
+    fact, wiki = (torch.cat(per[k]).mean() if per[k] else None for k in (False, True))
+    total = sum(t * w for t, w in ((fact, 1.0), (wiki, wiki_weight)) if t is not None)
     nan = float("nan")
-    return fact + wiki_weight * wiki, fact.item() if (~is_wiki).any() else nan, wiki.item() if is_wiki.any() else nan
+    return total, fact.item() if fact is not None else nan, wiki.item() if wiki is not None else nan
 
 
 def save_tokenizer(tok, out: Path) -> None:
@@ -544,9 +538,9 @@ def train(args) -> Path:
         tuner.record(dt)
         state.step += 1
         state.train_seconds += dt
-        n_tok = batch["input_ids"].numel()
+        n_tok = sum(part["input_ids"].numel() for part in batch["parts"])
         state.tokens_seen += n_tok
-        n_wiki = int(batch["is_wiki"].sum()) * cfg.seq_len
+        n_wiki = sum(part["input_ids"].numel() for part in batch["parts"] if part["wiki"])
         state.wiki_tokens += n_wiki
         state.fact_tokens += n_tok - n_wiki
         state.fact_sentences_seen += batch["sentences"]
