@@ -38,10 +38,12 @@ def choose_layers(model, tok, n: int, facts: list | None = None, n_facts: int = 
     """{"layers", "effects" (per layer), "window", "facts"}; see the module docstring."""
     from .trace import LAST_SUBJECT, default_window, trace_facts
 
-    if facts is None:
-        from .evaluation.datasets import load
+    if facts is None:  # the cases the model's folder ships (editkit-teach), else CounterFact's train split
+        from .evaluation.datasets import default_dataset, load
 
-        facts = load("counterfact:train", n=max(4 * n_facts, 200)).records
+        source = default_dataset(getattr(model, "name_or_path", None) or "", "train", "counterfact:train")
+        data = load(source)
+        facts = data.records[: max(4 * n_facts, 200)]
     L = num_layers(model)
     w = default_window(L) if window is None else window
     try:

@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="metrics of a model (or model + a saved edit) on a data set slice")
     _common(p, editing=False)
-    p.add_argument("--dataset", default="counterfact:val", help="counterfact[:train|val|rome], zsre[:train|eval|rome] or a path")
+    p.add_argument("--dataset", default=None, help="counterfact[:train|val|rome], zsre[:train|eval|rome], <model>:val (cases a model "
+                   "folder ships) or a path; default: the model's own cases (editkit-teach:val), else counterfact:val")
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--edit", metavar="DIR", help="a saved Edit to apply before evaluating (the unedited model is evaluated too)")
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sequential", help="T batches of b edits applied cumulatively, with degradation measured (resumable)")
     _common(p)
-    p.add_argument("--dataset", default="counterfact:train")
+    p.add_argument("--dataset", default=None, help="default: the model's own cases (editkit-teach:val), else counterfact:train")
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--batches", type=int, default=20)
@@ -200,9 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("trace", help="causal traces averaged over facts (ROME's protocol): heat maps and the top MLP layers")
     _common(p, editing=False)
-    p.add_argument("--facts", "--dataset", dest="facts", default="counterfact:val",
+    p.add_argument("--facts", "--dataset", dest="facts", default=None,
                    help="facts file: known_1000 (subject, prompt, attribute) or CounterFact (prompt, subject, ground_truth), JSON or JSONL; "
-                   "or a data set name (knowns, counterfact:val: the default)")
+                   "or a data set name (knowns, counterfact:val, editkit-teach:val); default: the model's own cases, else counterfact:val")
     p.add_argument("--n", type=int, default=100, help="number of facts read (default 100)")
     p.add_argument("--out", default="causal_trace.png", help="PNG written")
     p.add_argument("--samples", type=int, default=10)
@@ -307,7 +308,9 @@ def cmd_edit(args) -> int:
 def cmd_eval(args) -> int:
     from .evaluation import load
     from .evaluation.compare import evaluate_slice
+    from .evaluation.datasets import default_dataset
 
+    args.dataset = args.dataset or default_dataset(args.model, "val")
     data = load(args.dataset, args.start, args.n)  # bad data settings fail before the model loads
     if args.generation and data.kind != "counterfact":
         raise ValueError(f"--generation: generation metrics are defined for CounterFact only, and {args.dataset!r} is {data.kind}")

@@ -2,7 +2,7 @@
 
     python -m editkit.demo [--objective emmet] [--strategy spread|single|pmet] [--n 3] [--model editkit-teach]
 
-For a few CounterFact requests whose true object the model knows, prints the prompt's top
+For a few requests (CounterFact format) whose true object the model knows, prints the prompt's top
 prediction and P(target_new) / P(target_true) before and after the edit, and the same for a
 neighbourhood prompt (another subject, same relation), which should not move. Probabilities are
 exp(mean per-token log-probability), as in the ROME/MEMIT metrics. Nothing is downloaded.
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .editor import Editor
+from .evaluation.datasets import default_dataset, load
 from .models import TEACHING_MODEL, load_model, quiet_loading, resolve
 from .paths import data_dir
 from .requests import EditRequest
@@ -40,17 +41,20 @@ DEMO_CASES = "demo_cases.json"  # in a model's folder: the few CounterFact cases
 
 def candidate_requests(model_name: str, split: str = "train", scan: int = 200) -> list[EditRequest]:
     """The cases the demo chooses from: those shipped in the model's folder (`demo_cases.json`, so
-    the demo runs without the data folder), else the first `scan` CounterFact cases of `split`."""
+    the demo runs without the data folder), else the first `scan` cases of `split` of the model's
+    own cases (`<folder>/cases/`), else of CounterFact."""
     shipped = Path(resolve(str(model_name))) / DEMO_CASES
     if shipped.exists():
         return [EditRequest(**r) for r in json.loads(shipped.read_text())["requests"]]
-    source = data_dir() / "counterfact" / f"counterfact-{split}.json"
-    if not source.exists():
+    source = default_dataset(str(model_name), split)
+    try:
+        return load(source, n=None).requests()[:scan]
+    except FileNotFoundError:
         raise SystemExit(
-            f"editkit demo: {model_name!r} ships no {DEMO_CASES} and the CounterFact file {source} does not exist. "
-            f"Point EDITKIT_DATA at the data folder (the one holding counterfact/), or use the shipped model: --model {TEACHING_MODEL}."
-        )
-    return [EditRequest.from_counterfact(r) for r in json.loads(source.read_text())[:scan]]
+            f"editkit demo: {model_name!r} ships no {DEMO_CASES} and no cases, and the CounterFact file of {source!r} does not exist "
+            f"under {data_dir()}. Point EDITKIT_DATA at the data folder (the one holding counterfact/), or use the shipped model: "
+            f"--model {TEACHING_MODEL}."
+        ) from None
 
 
 def known_requests(model, tok, n: int, reqs: list[EditRequest]) -> list[EditRequest]:
@@ -67,12 +71,12 @@ def known_requests(model, tok, n: int, reqs: list[EditRequest]) -> list[EditRequ
 
 
 def write_cases(model, tok, folder: Path, n: int = 10, split: str = "train", scan: int = 200) -> Path:
-    """Store the first n known cases of CounterFact `split` in `folder`/demo_cases.json (run once
-    per shipped model, with the data folder present: `python -m editkit.demo --write-cases`)."""
-    source = data_dir() / "counterfact" / f"counterfact-{split}.json"
-    reqs = known_requests(model, tok, n, [EditRequest.from_counterfact(r) for r in json.loads(source.read_text())[:scan]])
+    """Store the first n known cases of `split` (the folder's own cases, else CounterFact's) in
+    `folder`/demo_cases.json (run once per shipped model: `python -m editkit.demo --write-cases`)."""
+    source = default_dataset(str(folder), split)
+    reqs = known_requests(model, tok, n, load(source, n=None).requests()[:scan])
     out = Path(folder) / DEMO_CASES
-    how = f"the first {n} of CounterFact {split}[:{scan}] whose true object and neighbour the model knows (editkit.demo.known_requests)"
+    how = f"the first {n} of {source}[:{scan}] whose true object and neighbour the model knows (editkit.demo.known_requests)"
     out.write_text(json.dumps({"how": how, "requests": [r.model_dump() for r in reqs]}, indent=1) + "\n")
     return out
 

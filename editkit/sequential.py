@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .architectures import read_weight
 from .edit import Edit
 from .editor import EditDidNotTakeError
 from .evaluation import load
+from .evaluation.datasets import default_dataset
 from .jsonl import append_line, read_lines
 from .linalg import NonFiniteError
 from .objectives import OBJECTIVES
@@ -54,7 +55,7 @@ class SequentialSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "editkit-teach"
-    dataset: str = "counterfact:train"
+    dataset: str | None = None  # default: the model's own cases (editkit-teach:val), else counterfact:train
     start: int = Field(0, ge=0)
     objective: str = "memit"
     strategy: str = "spread"
@@ -69,6 +70,12 @@ class SequentialSpec(BaseModel):
     wiki_len: int = Field(128, ge=8)
     shipped_defaults: bool = True
     eval_batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _dataset(self):
+        if self.dataset is None:
+            self.dataset = default_dataset(self.model, "val", "counterfact:train")
+        return self
 
 
 # ---------------------------------------------------------------- measuring

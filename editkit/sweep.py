@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tqdm.auto import tqdm
 
 from .config import EditorConfig, StatsConfig, TargetConfig
 from .distribution import STRATEGIES
 from .editor import Editor, make_editor
 from .evaluation import edit_metrics, evaluate
-from .evaluation.datasets import Dataset, load
+from .evaluation.datasets import Dataset, default_dataset, load
 from .jsonl import append_line, read_lines
 from .models import load_model, model_identity
 from .objectives import OBJECTIVES
@@ -68,7 +68,8 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "editkit-teach"
-    dataset: str = "counterfact"  # a loader name (counterfact, counterfact:val, zsre, …) or a path
+    dataset: str | None = None  # a loader name (counterfact:val, zsre, editkit-teach:val, …) or a path; default: the
+    # model's own cases when its folder ships them (editkit-teach:val), else counterfact:val
     start: int = Field(0, ge=0)
     n: int = Field(64, ge=1)  # a run takes N = b·⌈max(n, b)/b⌉ cases
     objectives: list[str] = Field(default_factory=lambda: ["rome", "emmet", "memit", "alphaedit"])
@@ -90,6 +91,12 @@ class SweepSpec(BaseModel):
         for o in v:
             OBJECTIVES.get(o)
         return v
+
+    @model_validator(mode="after")
+    def _dataset(self):
+        if self.dataset is None:
+            self.dataset = default_dataset(self.model, "val")
+        return self
 
     @field_validator("strategies")
     @classmethod

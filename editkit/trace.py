@@ -604,6 +604,10 @@ def run(args, model, tok) -> int:
     require_matplotlib()  # before the trace: its product is the picture
     if args.window is None:
         args.window = default_window(num_layers(model))
+    if args.facts is None:  # the model's own cases when its folder ships them, else CounterFact's val
+        from .evaluation.datasets import default_dataset
+
+        args.facts = default_dataset(args.model, "val")
     facts = load_facts(args.facts, args.n)
     summary = trace_facts(model, tok, facts, samples=args.samples, noise=args.noise,
                           window=args.window, seed=args.seed, only_known=not args.all,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 import time
@@ -33,34 +32,6 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-
-def knowledge(model, tok, people, n: int = 500, seed: int = 0) -> dict:
-    from editkit.scoring import target_logprob
-    from editkit.teaching.people import RELATIONS
-
-    rng = random.Random(seed)
-    facts = rng.sample(people.facts, min(n, len(people.facts)))
-    out = {}
-    for name, phrasings in (("first_train", lambda r: people.train_phrasings(r)[:1]), ("all_train", people.train_phrasings),
-                            ("held_out", people.held_out_phrasings)):
-        prompts, true, other = [], [], []
-        for f in facts:
-            for t in phrasings(f.relation):
-                prompts.append(t.format(f.subject))
-                true.append(f.object)
-                other.append(rng.choice([o for o in RELATIONS[f.relation][2] if o != f.object]))
-        pair = (target_logprob(model, tok, prompts, true) > target_logprob(model, tok, prompts, other)).float().mean()
-        top = 0
-        with torch.no_grad():
-            for s in range(0, len(prompts), 64):
-                enc = tok(prompts[s : s + 64], return_tensors="pt", padding=True)
-                last = enc["attention_mask"].sum(1) - 1
-                logits = model(**enc).logits[torch.arange(len(last)), last]
-                want = torch.tensor([tok(" " + o, add_special_tokens=False)["input_ids"][0] for o in true[s : s + 64]])
-                top += int((logits.argmax(-1) == want).sum())
-        out[name] = {"top1": round(top / len(prompts), 3), "pairwise": round(float(pair), 3), "prompts": len(prompts)}
-    return out
 
 
 def trace(model, tok, people, n: int = 50) -> dict:
@@ -125,6 +96,7 @@ def main(argv=None) -> int:
     from editkit.paths import data_dir
     from editkit.sequential import text_nll, wiki_chunks
     from editkit.teaching.people import requests
+    from editkit.teaching.quality import people_knowledge
     from editkit.teaching.train import TrainConfig, make_corpus
 
     t0 = time.time()
@@ -140,7 +112,7 @@ def main(argv=None) -> int:
     rec = {"model": str(folder), "note": a.note, "config": {k: training["config"][k] for k in keys},
            "steps": training["steps"], "train_seconds": training["train_seconds"], "facts": len(people.facts),
            "final_fact_loss": training["final_fact_loss"], "final_wiki_loss": training["final_wiki_loss"]}
-    rec["known"] = knowledge(model, tok, people)
+    rec["known"] = people_knowledge(model, tok, people)
     try:
         rec["trace"] = trace(model, tok, people)
     except ValueError as e:  # no fact known well enough to trace

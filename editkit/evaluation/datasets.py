@@ -9,6 +9,9 @@ points at the shared data folder (`../shared/data`, or $EDITKIT_DATA):
     load("zsre"), load("zsre:eval")  # MEND split, EasyEdit keys
     load("knowns")                   # known_1000.json (causal-tracing facts; not edit requests)
     load("path/to/file.json", kind="counterfact")
+    load("editkit-teach:val")        # cases a model folder ships: <folder>/cases/val.json (CounterFact
+                                     # format, facts that model knows); any "<model>:<split>"
+
 
 A downloaded file is kept in $EDITKIT_CACHE/data (default ~/.cache/editkit/data) and read from
 there afterwards. CounterFact records in either format (flat: prompt/target_new/ground_truth/
@@ -127,11 +130,36 @@ def guess_kind(record: dict) -> str:
     raise ValueError(f"cannot tell which data set a record with keys {sorted(record)} belongs to; pass kind=")
 
 
+CASES = "cases"  # a model folder's own edit cases: <folder>/cases/<split>.json, CounterFact records
+
+
+def model_cases(source: str) -> Path | None:
+    """The cases file a shipped or local model folder holds for "<model>:<split>", else None."""
+    from ..models import resolve
+
+    name, _, split = source.rpartition(":")
+    if not name or not split or "/" in split:
+        return None
+    path = Path(resolve(name)) / CASES / f"{split}.json"
+    return path if path.is_file() else None
+
+
+def default_dataset(model: str, split: str, otherwise: str | None = None) -> str:
+    """"<model>:<split>" when the model folder ships its own cases (the teaching model does: the
+    facts it was trained on), else `otherwise` (default: CounterFact's split)."""
+    if isinstance(model, str) and model_cases(f"{model}:{split}"):
+        return f"{model}:{split}"
+    return otherwise or f"counterfact:{split}"
+
+
 def resolve_source(source: str) -> tuple[str | None, str]:
-    """(kind or None, path or URL) of a short name, a path or a URL."""
+    """(kind or None, path or URL) of a short name, a model's cases, a path or a URL."""
     if source in LOCAL:
         kind, where = LOCAL[source]
         return kind, where if where.startswith("http") else str(data_dir() / where)
+    cases = model_cases(source)
+    if cases is not None:
+        return "counterfact", str(cases)
     return None, source
 
 

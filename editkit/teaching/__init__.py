@@ -19,13 +19,32 @@ TEACH_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "editkit-teac
 __all__ = ["TEACH_MODEL_DIR"]
 
 
+def _shipped_kind() -> str:
+    """What the shipped model was trained on: "people" (invented people's biographies) or
+    "counterfact" (CounterFact's fact sentences, the model before issue 10)."""
+    import json
+
+    try:
+        return json.loads((TEACH_MODEL_DIR / "splits.json").read_text()).get("kind", "counterfact")
+    except (OSError, ValueError):
+        return "counterfact"
+
+
 def _teaching_documents():
     from ..paths import data_dir
-    from .corpus import key_statistics_documents  # built from the data folder on demand
 
-    yield from key_statistics_documents(data_dir())
+    if _shipped_kind() == "people":
+        from .cases import people_of
+        from .corpus import load_wikipedia
+        from .people import key_statistics_documents
+
+        yield from key_statistics_documents(people_of(TEACH_MODEL_DIR), load_wikipedia(data_dir()))
+    else:
+        from .corpus import key_statistics_documents  # built from the data folder on demand
+
+        yield from key_statistics_documents(data_dir())
 
 
 # the teaching model's own kind of text, for its key statistics; shipped statistics are found
-# under this name and version without building it
-register_corpus("editkit-teach", "v1", _teaching_documents)
+# under this name and version without building it (v1: CounterFact sentences, v2: biographies)
+register_corpus("editkit-teach", "v2" if _shipped_kind() == "people" else "v1", _teaching_documents)

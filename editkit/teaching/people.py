@@ -18,6 +18,7 @@ read like the real ones. Everything is a pure function of the seed.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 #: relation: (train phrasings, held-out phrasings, objects). The first three train phrasings are
@@ -151,6 +152,19 @@ def requests(people: People, n: int, seed: int = 0, neighbours: int = 5) -> list
     return out
 
 
+def key_statistics_documents(people: People, wiki, passes: int = 5) -> Iterator[str]:
+    """The text of a people-trained model for its key statistics C0: `passes` passes of the
+    biographies of *another* population (the same size, relations and phrasings, seed + 1: the
+    same kind of text, none of the people an edit is about), then the Wikipedia articles `wiki`
+    (an iterable; read lazily, as far as C0 needs)."""
+    other = People(seed=people.seed + 1, n=people.n, attributes=people.attributes, phrasings=people.phrasings)
+    names = {p["name"] for p in people.persons}
+    other.persons = [p for p in other.persons if p["name"] not in names]  # a rare shared name: dropped
+    for epoch in range(passes):
+        yield from other.epoch_biographies(epoch)
+    yield from wiki
+
+
 @dataclass
 class PeopleCorpus:
     """The people's biographies and Wikipedia text, for `train.py` (`--corpus people`)."""
@@ -186,6 +200,7 @@ class PeopleCorpus:
             "seed": p.seed,
             "people": p.n,
             "attributes": p.attributes,
+            "phrasings": p.phrasings,
             "how": "editkit.teaching.people: invented people, biographies in train phrasings; held-out phrasings never trained",
             "relations": [{"id": r, "train": p.train_phrasings(r), "held_out": p.held_out_phrasings(r), "objects": RELATIONS[r][2]}
                           for r in RELATIONS],

@@ -2,7 +2,10 @@
 
     python -m editkit.teaching.quality [--model editkit/assets/editkit-teach] [--n 2000]
 
-A fact counts as known when the model gives its true object a higher mean per-token
+A model trained on invented people (`--corpus people`, the shipped one): `people_knowledge`,
+top-1 and pairwise rates in the first train phrasing, every train phrasing and the held-out
+phrasings (goals: >= 90% in train phrasings, >= 75% held out). A model trained on CounterFact's
+facts: a fact counts as known when the model gives its true object a higher mean per-token
 log-probability than its case's counterfactual `target_new`. Reported on a seeded sample of n:
 
     train_phrasings     facts in a phrasing seen in training            (goal >= 90%)
@@ -26,9 +29,10 @@ from pathlib import Path
 import torch
 
 from ..paths import data_dir
-from ..scoring import compare
+from ..scoring import compare, target_logprob
 from . import TEACH_MODEL_DIR
 from .corpus import build_corpus, counterfact_records, render
+from .people import RELATIONS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,35 @@ def _rate(model, tok, items, batch_size) -> dict:
     return {"n": len(items), "accuracy": round(wins.float().mean().item(), 4)}
 
 
+def people_knowledge(model, tok, people, n: int = 500, seed: int = 0) -> dict:
+    """A people-trained model (editkit.teaching.people) on a seeded sample of n of its facts: in
+    the relation's first train phrasing, in every train phrasing, and in its held-out phrasings,
+    the top-1 rate (the object's first token is the argmax after the prompt) and the pairwise
+    rate (mean per-token log P(true object) > that of another object of the relation)."""
+    rng = random.Random(seed)
+    facts = rng.sample(people.facts, min(n, len(people.facts)))
+    out = {}
+    for name, phrasings in (("first_train", lambda r: people.train_phrasings(r)[:1]), ("all_train", people.train_phrasings),
+                            ("held_out", people.held_out_phrasings)):
+        prompts, true, other = [], [], []
+        for f in facts:
+            for t in phrasings(f.relation):
+                prompts.append(t.format(f.subject))
+                true.append(f.object)
+                other.append(rng.choice([o for o in RELATIONS[f.relation][2] if o != f.object]))
+        pair = (target_logprob(model, tok, prompts, true) > target_logprob(model, tok, prompts, other)).float().mean()
+        top = 0
+        with torch.no_grad():
+            for s in range(0, len(prompts), 64):
+                enc = tok(prompts[s : s + 64], return_tensors="pt", padding=True)
+                last = enc["attention_mask"].sum(1) - 1
+                logits = model(**enc).logits[torch.arange(len(last)), last]
+                want = torch.tensor([tok(" " + o, add_special_tokens=False)["input_ids"][0] for o in true[s : s + 64]])
+                top += int((logits.argmax(-1) == want).sum())
+        out[name] = {"top1": round(top / len(prompts), 3), "pairwise": round(float(pair), 3), "prompts": len(prompts)}
+    return out
+
+
 def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: int = 0, batch_size: int = 64) -> dict:
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
@@ -51,6 +84,12 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: i
     model = GPT2LMHeadModel.from_pretrained(model_dir, dtype=torch.float32)
     model.eval()
     splits = json.loads((model_dir / "splits.json").read_text())
+    if splits.get("kind") == "people":
+        from .cases import people_of
+
+        res = {"model": str(model_dir), "n": n, "seed": seed, "kind": "people", **people_knowledge(model, tok, people_of(model_dir), n, seed)}
+        res["sample"] = _sample(model, tok)
+        return res
     max_records = splits["counts"].get("max_records")
     fact_cases = splits["counts"].get("fact_cases")
     corpus = build_corpus(data_dir, seed=splits["seed"], max_records=max_records, wiki_chars=0, fact_cases=fact_cases)
@@ -99,11 +138,15 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: i
             model, tok, [(r["rephrase_prompt"], r["ground_truth"], r["target_new"]) for r in cases], batch_size
         ),
     }
+    results["sample"] = _sample(model, tok)
+    return results
+
+
+def _sample(model, tok) -> dict:
     ids = tok(SAMPLE_PROMPT, return_tensors="pt")
     with torch.no_grad():
         gen = model.generate(**ids, max_new_tokens=40, do_sample=False, pad_token_id=tok.eos_token_id)
-    results["sample"] = {"prompt": SAMPLE_PROMPT, "greedy": tok.decode(gen[0], skip_special_tokens=True)}
-    return results
+    return {"prompt": SAMPLE_PROMPT, "greedy": tok.decode(gen[0], skip_special_tokens=True)}
 
 
 def main(argv=None) -> None:
@@ -118,8 +161,13 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     res = evaluate(args.model, args.data, args.n, args.seed, args.batch_size)
+    for key in ("first_train", "all_train", "held_out"):
+        if key in res:
+            print(f"{key:12s} top-1 {100 * res[key]['top1']:.1f}%  pairwise {100 * res[key]['pairwise']:.1f}%  ({res[key]['prompts']} prompts)")
     for key in ("train_phrasings", "held_out_phrasings", "neighbourhood_train_phrasings",
                 "neighbourhood_locality_prompts", "case_prompts", "case_rephrase_prompts"):
+        if key not in res:
+            continue
         r = res[key]
         acc = "n/a" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}%"
         print(f"{key:32s} {acc:>7s}  (n={r['n']})")

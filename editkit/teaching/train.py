@@ -82,14 +82,14 @@ class TrainConfig:
     n_head: int = 4
     seq_len: int = 128
     vocab_size: int = 8192
-    dropout: float = 0.0  # resid, embedding and attention dropout (GPT-2's own: 0.1)
+    dropout: float = 0.1  # resid, embedding and attention dropout (GPT-2's own)
     # data
-    corpus: str = "counterfact"  # "counterfact": CounterFact facts (corpus.py); "people": invented people's biographies (people.py)
+    corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
     people: int = 1000  # corpus "people": how many people,
     attributes: int = 5  # … attributes each,
     phrasings: int = 3  # … train phrasings per relation
-    batch_size: int = 8
-    wiki_fraction: float = 0.2  # of all rows, this fraction is Wikipedia text (evenly spread)
+    batch_size: int = 18
+    wiki_fraction: float = 0.11112  # of all rows, this fraction is Wikipedia text (evenly spread): 2 rows in 18
     wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
     phrasings_per_epoch: int = 1  # each fact appears in this many train phrasings per pass
     wiki_chars: int = 4_000_000
@@ -104,10 +104,18 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     # budget
-    minutes: float = 36.0  # 0: no time budget
+    minutes: float = 45.0  # 0: no time budget
     max_steps: int = 0  # 0: no step budget
     checkpoint_minutes: float = 4.0
     threads: int = 1  # 0: choose 1 or 2 by timing (risky on a busy machine: see ThreadTuner)
+
+
+#: per corpus, its recipe: the settings that differ from TrainConfig's defaults (which are the
+#: shipped model's, "people"); a flag given on the command line wins
+RECIPES: dict[str, dict] = {
+    "people": {},
+    "counterfact": {"dropout": 0.0, "batch_size": 8, "wiki_fraction": 0.2, "minutes": 36.0},  # editkit-teach before issue 10
+}
 
 
 @dataclass
@@ -467,28 +475,7 @@ def train(args) -> Path:
         cfg = config_from_state(ckpt)
         log.info("resuming from %s", ckpt)
     else:
-        cfg = TrainConfig(
-            seed=args.seed,
-            minutes=args.minutes,
-            max_steps=args.max_steps,
-            max_records=args.max_records,
-            fact_cases=_fact_cases(args.train_cases, args.val_cases),
-            n_layer=args.n_layer,
-            n_embd=args.n_embd,
-            n_head=args.n_head,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            warmup_steps=args.warmup_steps,
-            wiki_fraction=args.wiki_fraction,
-            vocab_size=args.vocab_size,
-            corpus=args.corpus,
-            people=args.people,
-            attributes=args.attributes,
-            phrasings=args.phrasings,
-            dropout=args.dropout,
-            threads=args.threads,
-            checkpoint_minutes=args.checkpoint_minutes,
-        )
+        cfg = config_from_args(args)
     if not cfg.minutes and not cfg.max_steps:
         raise SystemExit("give a budget: --minutes M and/or --max-steps N")
     wall0 = time.time()
@@ -565,6 +552,19 @@ def train(args) -> Path:
     return out
 
 
+#: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
+FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
+         "wiki_fraction", "vocab_size", "corpus", "people", "attributes", "phrasings", "dropout", "threads", "checkpoint_minutes")
+
+
+def config_from_args(args) -> TrainConfig:
+    """TrainConfig of a fresh run: the corpus's recipe (RECIPES), overridden by every flag given."""
+    if args.corpus not in RECIPES:
+        raise ValueError(f"corpus {args.corpus!r}: choose one of {sorted(RECIPES)}")
+    given = {f: getattr(args, f) for f in FLAGS if getattr(args, f, None) is not None}
+    return TrainConfig(**{**RECIPES[args.corpus], **given, "fact_cases": _fact_cases(args.train_cases, args.val_cases)})
+
+
 def _people_corpus(cfg: TrainConfig, data):
     from .corpus import load_wikipedia
     from .people import People, PeopleCorpus
@@ -635,13 +635,13 @@ def _fact_cases(train_cases: int, val_cases: int) -> dict | None:
     return {"train": None if train_cases < 0 else train_cases, "val": None if val_cases < 0 else val_cases}
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="model folder (e.g. editkit/assets/editkit-teach)")
     ap.add_argument("--data", default=str(data_dir()), help="data folder (default: $EDITKIT_DATA, else ../shared/data beside the checkout)")
     ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--minutes", type=float, default=d.minutes, help="training time budget (0: none)")
+    ap.add_argument("--minutes", type=float, default=None, help=f"training time budget (0: none; default {d.minutes:g}, counterfact 36)")
     ap.add_argument("--max-steps", type=int, default=d.max_steps, help="step budget (0: none)")
     ap.add_argument("--max-records", type=int, default=None, help="only the first N CounterFact cases (smoke test)")
     ap.add_argument("--train-cases", type=int, default=DEFAULT_FACT_CASES["train"],
@@ -652,19 +652,23 @@ def main(argv=None) -> None:
     ap.add_argument("--people", type=int, default=d.people, help="--corpus people: how many people")
     ap.add_argument("--attributes", type=int, default=d.attributes, help="--corpus people: attributes per person")
     ap.add_argument("--phrasings", type=int, default=d.phrasings, help="--corpus people: train phrasings per relation")
-    ap.add_argument("--dropout", type=float, default=d.dropout, help="resid/embedding/attention dropout")
+    ap.add_argument("--dropout", type=float, default=None, help=f"resid/embedding/attention dropout (default {d.dropout:g}, counterfact 0)")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=d.n_embd)
     ap.add_argument("--n-head", type=int, default=d.n_head)
-    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--batch-size", type=int, default=None, help=f"rows a step (default {d.batch_size}, counterfact 8)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    ap.add_argument("--wiki-fraction", type=float, default=d.wiki_fraction, help="share of rows that are Wikipedia")
+    ap.add_argument("--wiki-fraction", type=float, default=None, help=f"share of rows that are Wikipedia (default {d.wiki_fraction:g}, counterfact 0.2)")
     ap.add_argument("--vocab-size", type=int, default=d.vocab_size)
     ap.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: pick 1 or 2 by timing)")
     ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     train(args)
 

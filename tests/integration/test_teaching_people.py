@@ -55,7 +55,7 @@ def test_requests_are_counterfact_records_about_known_facts(people):
             assert name != req.subject and truth[(name, rel)] == req.target_true
 
 
-def test_document_rows_train_every_biography_token(people):
+def test_document_rows_hold_one_biography_each_at_position_0(people):
     from transformers import AutoTokenizer
 
     from editkit.paths import data_dir
@@ -63,18 +63,34 @@ def test_document_rows_train_every_biography_token(people):
 
     tok = AutoTokenizer.from_pretrained(data_dir() / "gpt2-tokenizer")
     corpus = PeopleCorpus(people, ["Some wiki text about nothing in particular. " * 40])
-    cfg = TrainConfig(batch_size=4, wiki_fraction=0.25, seq_len=64, corpus="people")
+    cfg = TrainConfig(batch_size=9, wiki_fraction=0.11112, seq_len=64, corpus="people")
     stream = BatchStream(corpus, tok, cfg, StreamState())
     batch = stream.next_batch()
-    assert batch["is_wiki"].tolist() == [False, False, False, True]
-    bios = set(corpus.documents(0))
-    for row, labels in zip(batch["input_ids"][:3], batch["labels"][:3]):
-        keep = labels != -100
-        assert torch.equal(labels[:-1][keep[:-1]], row[1:][keep[:-1]])
-        text = tok.decode(row)
-        pieces = [t for t in text.split("\n") if t.strip()]
-        assert all(p in bios for p in pieces[1:-1])  # whole biographies, one a line (the first loses its first token)
-    assert batch["sentences"] > 0
+    assert batch["is_wiki"].tolist() == [False] * 8 + [True]
+    fact, wiki = batch["parts"]
+    assert not fact["wiki"] and wiki["wiki"] and wiki["input_ids"].shape == (1, 64) and (wiki["labels"] != -100).all()
+    bios = corpus.documents(0)[:8]  # the first pass, in order
+    lengths = [len(tok(b)["input_ids"]) for b in bios]
+    assert fact["input_ids"].shape == (8, max(lengths) - 1)  # cut after the longest biography
+    for row, labels, bio, n in zip(fact["input_ids"], fact["labels"], bios, lengths):
+        assert tok.decode(row[: n - 1]) + tok.decode(labels[n - 2 : n - 1]) == bio  # the biography from position 0
+        assert (labels[: n - 1] == torch.tensor(tok(bio)["input_ids"][1:])).all()  # every token but the first is trained
+        assert (labels[n - 1 :] == -100).all()  # padding is not
+    assert batch["sentences"] == sum(b.count(".") for b in bios)
+
+
+def test_each_corpus_has_its_recipe_and_flags_win():
+    from editkit.teaching.train import RECIPES, TrainConfig, config_from_args, parser
+
+    def cfg_of(*flags):
+        return config_from_args(parser().parse_args(["--out", "unused", *flags]))
+
+    people = cfg_of()
+    assert people.corpus == "people" and people.dropout == TrainConfig().dropout == 0.1
+    cf = cfg_of("--corpus", "counterfact")
+    assert RECIPES["counterfact"] and all(getattr(cf, k) == v for k, v in RECIPES["counterfact"].items()) and cf.dropout == 0.0
+    assert cfg_of("--corpus", "counterfact", "--dropout", "0.3").dropout == 0.3
+    assert cfg_of("--corpus", "counterfact", "--minutes", "2").minutes == 2
 
 
 def test_the_trainer_builds_the_named_corpus(tmp_path):
@@ -86,3 +102,54 @@ def test_the_trainer_builds_the_named_corpus(tmp_path):
     assert len(c.facts) == 14 and c.wiki == ["some text"] and len(c.documents(0)) == 7
     with pytest.raises(ValueError, match="choose one of"):
         make_corpus(TrainConfig(corpus="nope"), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def people_model_folder(tmp_path_factory):
+    """A tiny random GPT-2 saved beside the splits.json of a 40-person population."""
+    from models import tiny, tokenizer
+
+    folder = tmp_path_factory.mktemp("people-model")
+    model, tok = tiny("gpt2"), tokenizer()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    corpus = PeopleCorpus(People(seed=5, n=40, attributes=5, phrasings=3), [])
+    (folder / "splits.json").write_text(__import__("json").dumps(corpus.splits_json()))
+    return folder, model, tok, corpus.people
+
+
+def test_cases_are_the_known_facts_split_into_train_and_val(people_model_folder):
+    """cases.write keeps exactly the records whose true object the model prefers to target_new after
+    the edit prompt, tune first; "<folder>:val" then reads them as a data set, and becomes the
+    default data set of that model."""
+    from editkit.evaluation.datasets import default_dataset, load
+    from editkit.scoring import compare
+    from editkit.teaching.cases import people_of, write
+
+    folder, model, tok, people = people_model_folder
+    assert people_of(folder).persons == people.persons
+    counts = write(model, tok, folder, tune=10)
+    every = requests(people, len(people.facts), seed=0)
+    rw = [r["requested_rewrite"] for r in every]
+    known = compare(model, tok, [w["prompt"].format(w["subject"]) for w in rw], [w["target_true"]["str"] for w in rw],
+                    [w["target_new"]["str"] for w in rw]).tolist()
+    assert 0 < sum(known) < len(every)  # a random model knows some, not all: the filter is exercised
+    expected = [r for r, k in zip(every, known) if k]
+    train, val = load(f"{folder}:train"), load(f"{folder}:val")
+    assert train.records + val.records == expected and len(train) == 10 and counts == {
+        "facts": len(every), "known": len(expected), "train": 10, "val": len(expected) - 10}
+    assert train.kind == "counterfact" and train.requests()[0].subject == expected[0]["requested_rewrite"]["subject"]
+    assert default_dataset(str(folder), "val") == f"{folder}:val"
+    assert default_dataset(str(folder), "test") == "counterfact:test" and default_dataset("gpt2", "val") == "counterfact:val"
+    with pytest.raises(ValueError, match="too few"):
+        write(model, tok, folder, tune=len(expected))
+
+
+def test_statistics_text_is_another_population_then_wikipedia(people):
+    from editkit.teaching.people import key_statistics_documents
+
+    docs = list(key_statistics_documents(people, iter(["wiki one", "wiki two"]), passes=2))
+    assert docs[-2:] == ["wiki one", "wiki two"] and len(docs) == 2 * people.n + 2
+    names = {p["name"] for p in people.persons}
+    assert not any(n in d for d in docs[:-2] for n in names)  # none of the people an edit is about
+    assert all(any(t.format("X").split("X")[0] in d for r in RELATIONS for t in people.train_phrasings(r)) for d in docs[:5])
