@@ -41,7 +41,7 @@ def choose_layers(model, tok, n: int, facts: list | None = None, n_facts: int = 
     if facts is None:  # the cases the model's folder ships (editkit-teach), else CounterFact's train split
         from .evaluation.datasets import default_dataset, load
 
-        source = default_dataset(getattr(model, "name_or_path", None) or "", "train", "counterfact:train")
+        source = default_dataset(getattr(getattr(model, "config", None), "_name_or_path", "") or "", "train", "counterfact:train")
         data = load(source)
         facts = data.records[: max(4 * n_facts, 200)]
     L = num_layers(model)

@@ -47,17 +47,22 @@ def known_records(model, tok, records: list[dict], batch_size: int = 64) -> list
     return [r for r, k in zip(records, ok.tolist()) if k]
 
 
-def write(model, tok, model_dir: Path, tune: int = 256, seed: int = 0) -> dict:
-    people = people_of(model_dir)
+def make(model, tok, people: People, tune: int = 256, seed: int = 0) -> tuple[list[dict], list[dict], int]:
+    """(train records, val records, facts): the known records of all the population's facts."""
     records = requests(people, len(people.facts), seed=seed)
     known = known_records(model, tok, records)
     if len(known) <= tune:
         raise ValueError(f"the model knows {len(known)} of {len(records)} facts: too few for {tune} tuning cases and a val split")
+    return known[:tune], known[tune:], len(records)
+
+
+def write(model, tok, model_dir: Path, tune: int = 256, seed: int = 0) -> dict:
+    train, val, n = make(model, tok, people_of(model_dir), tune, seed)
     folder = Path(model_dir) / CASES
     folder.mkdir(exist_ok=True)
-    for name, part in (("train", known[:tune]), ("val", known[tune:])):
+    for name, part in (("train", train), ("val", val)):
         (folder / f"{name}.json").write_text(json.dumps(part, indent=0) + "\n")
-    out = {"facts": len(records), "known": len(known), "train": tune, "val": len(known) - tune}
+    out = {"facts": n, "known": len(train) + len(val), "train": len(train), "val": len(val)}
     log.info("cases: %s", out)
     return out
 

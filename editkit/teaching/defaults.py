@@ -1,7 +1,11 @@
 """Ship a model's editing defaults beside its weights: hparams.json and key statistics.
 
-    python -m editkit.teaching.defaults --model editkit/assets/editkit-teach --layers 1 2 3 \
+    python -m editkit.teaching.defaults --model editkit/assets/editkit-teach --layers auto [--auto-layers 2] \
         [--corpus editkit-teach] [--n-tokens 400000] [--hparams editkit/teaching/teach_hparams.json]
+
+`--layers auto` chooses them from a causal trace by MEMIT's rule (editkit.auto_layers: the
+`--auto-layers` consecutive layers of largest MLP effect at the last subject token, over facts
+the model knows from its own cases); the trace's per-layer effects are kept in hparams.json.
 
 The statistics are made by the same code as any other (editkit.stats.collect with the
 StatsConfig the hparams name) and written into <model>/stats/ under the same cache key, stored as
@@ -27,9 +31,16 @@ from ..stats import cache_key, collect, write_entry
 log = logging.getLogger(__name__)
 
 
-def ship(model_dir: Path, layers: list[int], stats: StatsConfig, target: dict, objectives: dict, progress: bool = True) -> dict:
+def ship(model_dir: Path, layers: list[int] | str, stats: StatsConfig, target: dict, objectives: dict, progress: bool = True,
+         auto_layers: int = 2) -> dict:
     model, tok = load_model(str(model_dir))
     TargetConfig(**target)  # validate before anything is written
+    chosen = None
+    if layers == "auto":
+        from ..auto_layers import choose_layers
+
+        chosen = choose_layers(model, tok, auto_layers, progress=progress)
+        layers = chosen["layers"]
     C = collect(model, tok, layers, stats, progress)
     folder = model_dir / "stats"
     for old in folder.glob("c0-*"):
@@ -42,6 +53,9 @@ def ship(model_dir: Path, layers: list[int], stats: StatsConfig, target: dict, o
         "stats": stats.model_dump(mode="json", exclude={"cache_dir"}),
         "objectives": objectives,
     }
+    if chosen is not None:
+        hp["layers_from"] = {"rule": "editkit.auto_layers (MEMIT's: the window of largest MLP effect at the last subject token)",
+                             **{k: chosen[k] for k in ("effects", "window", "facts")}}
     (model_dir / HPARAMS).write_text(json.dumps(hp, indent=1) + "\n")
     return hp
 
@@ -49,7 +63,8 @@ def ship(model_dir: Path, layers: list[int], stats: StatsConfig, target: dict, o
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--layers", type=int, nargs="+", required=True)
+    ap.add_argument("--layers", nargs="+", required=True, help="layer numbers, or auto (from a causal trace)")
+    ap.add_argument("--auto-layers", type=int, default=2, help="with --layers auto: how many consecutive layers")
     ap.add_argument("--n-tokens", type=int, default=400_000)
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--corpus", default="wikipedia", help="statistics corpus: a folder, 'wikipedia', or 'editkit-teach' (the teaching model's own text)")
@@ -59,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     extra = json.loads(Path(a.hparams).read_text()) if a.hparams else {}
     stats = StatsConfig(corpus=a.corpus, n_tokens=a.n_tokens, max_len=a.max_len)
-    hp = ship(Path(a.model), a.layers, stats, extra.get("target", {}), extra.get("objectives", {}), not a.no_progress)
+    layers = "auto" if a.layers == ["auto"] else [int(x) for x in a.layers]
+    hp = ship(Path(a.model), layers, stats, extra.get("target", {}), extra.get("objectives", {}), not a.no_progress, a.auto_layers)
     log.info("wrote %s", json.dumps(hp))
 
 
