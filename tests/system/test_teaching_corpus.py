@@ -115,11 +115,12 @@ def test_fact_rows_train_only_objects(small):
     tok = train_tokenizer(small, vocab_size=1024, wiki_chars=100_000)
     cfg = TrainConfig(batch_size=4, wiki_fraction=0.25, seq_len=64)
     batch = BatchStream(small, tok, cfg, StreamState()).next_batch()
-    assert batch["input_ids"].shape == batch["labels"].shape == (4, 64)
     assert batch["is_wiki"].tolist() == [False, False, False, True]
-    assert (batch["labels"][3] != -100).all()  # the wiki row: every token
+    fact, wiki = batch["parts"]
+    assert fact["input_ids"].shape == fact["labels"].shape and fact["input_ids"].shape[0] == 3 and fact["input_ids"].shape[1] <= 64
+    assert wiki["input_ids"].shape == (1, 64) and (wiki["labels"] != -100).all()  # the wiki row: every token
     objects = {f.object for f in small.facts}
-    for row, labels in zip(batch["input_ids"][:3], batch["labels"][:3]):
+    for row, labels in zip(fact["input_ids"], fact["labels"]):
         keep = labels != -100
         assert keep.any() and torch.equal(labels[:-1][keep[:-1]], row[1:][keep[:-1]])
         words = tok.decode(labels[keep]).split(".")

@@ -22,6 +22,8 @@ from editkit.teaching.people import People
 from editkit.teaching.quality import people_knowledge
 
 FOLDER = ASSETS / TEACHING_MODEL
+pytestmark = pytest.mark.skipif(json.loads((FOLDER / "splits.json").read_text()).get("kind") != "people",
+                                reason="the shipped model predates issue 10 (trained on CounterFact facts)")
 PAIRS = [(o, d) for o in ("rome", "emmet", "memit", "alphaedit") for d in (False, True)]
 
 
