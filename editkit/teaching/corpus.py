@@ -320,10 +320,10 @@ def train_tokenizer(corpus: TeachingCorpus, vocab_size: int = 8192, wiki_chars: 
         yield from corpus.epoch_sentences(0, per_fact=3)
         total = 0
         for i in corpus.wiki_order(0):
-            yield corpus.wiki[i]
-            total += len(corpus.wiki[i])
             if total >= wiki_chars:
                 break
+            yield corpus.wiki[i]
+            total += len(corpus.wiki[i])
 
     return train_bpe(texts(), vocab_size)
 

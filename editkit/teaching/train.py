@@ -81,7 +81,8 @@ class TrainConfig:
     n_embd: int = 128
     n_head: int = 4
     seq_len: int = 128
-    vocab_size: int = 8192
+    vocab_size: int = 2048
+    tokenizer_wiki_chars: int = 0  # Wikipedia characters the BPE is trained on besides the documents (0: documents only)
     dropout: float = 0.1  # resid, embedding and attention dropout (GPT-2's own)
     # data
     corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
@@ -114,7 +115,8 @@ class TrainConfig:
 #: shipped model's, "people"); a flag given on the command line wins
 RECIPES: dict[str, dict] = {
     "people": {},
-    "counterfact": {"dropout": 0.0, "batch_size": 8, "wiki_fraction": 0.2, "minutes": 36.0},  # editkit-teach before issue 10
+    "counterfact": {"dropout": 0.0, "batch_size": 8, "wiki_fraction": 0.2, "minutes": 36.0, "vocab_size": 8192,
+                    "tokenizer_wiki_chars": 6_000_000},  # editkit-teach before issue 10
 }
 
 
@@ -489,7 +491,7 @@ def train(args) -> Path:
 
         tok = AutoTokenizer.from_pretrained(out)
     else:
-        tok = train_tokenizer(corpus, vocab_size=cfg.vocab_size)
+        tok = train_tokenizer(corpus, vocab_size=cfg.vocab_size, wiki_chars=cfg.tokenizer_wiki_chars)
         save_tokenizer(tok, out)
         (out / "splits.json").write_text(json.dumps(corpus.splits_json(), indent=1))
     _check_tokenizer(tok)
@@ -554,7 +556,7 @@ def train(args) -> Path:
 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
-         "wiki_fraction", "vocab_size", "corpus", "people", "attributes", "phrasings", "dropout", "threads", "checkpoint_minutes")
+         "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "corpus", "people", "attributes", "phrasings", "dropout", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -660,7 +662,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--wiki-fraction", type=float, default=None, help=f"share of rows that are Wikipedia (default {d.wiki_fraction:g}, counterfact 0.2)")
-    ap.add_argument("--vocab-size", type=int, default=d.vocab_size)
+    ap.add_argument("--vocab-size", type=int, default=None, help=f"BPE vocabulary (default {d.vocab_size}, counterfact 8192)")
+    ap.add_argument("--tokenizer-wiki-chars", type=int, default=None,
+                    help="Wikipedia characters the BPE also learns from (default 0: the documents only; counterfact 6000000)")
     ap.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: pick 1 or 2 by timing)")
     ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
