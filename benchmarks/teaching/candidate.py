@@ -16,7 +16,8 @@ goal of issue 10, and append one JSON line to benchmarks/teaching/candidates.jso
               `people.requests` (each edit undone before the next), and NS unedited
   batch       with `--batch N`: MEMIT and EMMET + spread over `--spread` layers at b = N
   language    the final Wikipedia training loss (training.json) and the held-out Wikipedia NLL of
-              64 chunks of 128 tokens from the end of the text (sequential.wiki_chunks), also
+              64 chunks of 128 tokens from the end of the text (sequential.wiki_chunks), and per
+              character of the last articles (`nats_per_char`: comparable across tokenizers), also
               for the shipped model (`--compare`), whose vocabulary differs
 """
 
@@ -44,6 +45,25 @@ def trace(model, tok, people, n: int = 50) -> dict:
             "restore_last_subject_hidden": [round(float(x), 3) for x in s.effects["hidden"][LAST_SUBJECT] / span],
             "mlp_effect_last_subject": [round(float(x), 4) for x in s.effects["mlp"][LAST_SUBJECT]],
             "mlp_effect_last_token": [round(float(x), 4) for x in s.effects["mlp"][CATEGORIES.index("last token")]]}
+
+
+def nats_per_char(model, tok, chars: int = 60_000) -> float:
+    """Held-out Wikipedia NLL per character, comparable across tokenizers: the last articles of the
+    text (about `chars` characters), each cut into 128-token pieces; the summed NLL of every token
+    after a piece's first, over the characters those tokens spell."""
+    from editkit.paths import data_dir
+    from editkit.teaching.corpus import load_wikipedia
+    from editkit.tokens import pieces
+
+    total, n_chars = 0.0, 0
+    with torch.no_grad():
+        for doc in load_wikipedia(data_dir(), max_chars=chars, from_end=True):
+            for piece in pieces(tok(doc, verbose=False)["input_ids"], 128, min_len=2):
+                x = torch.tensor([piece])
+                logp = model(input_ids=x).logits[:, :-1].float().log_softmax(-1)
+                total += float(-logp.gather(-1, x[:, 1:, None]).sum())
+                n_chars += len(tok.decode(piece[1:]))
+    return total / n_chars
 
 
 def stats_corpus(corpus, folder: Path) -> str:
@@ -119,11 +139,13 @@ def main(argv=None) -> int:
         rec["trace"] = str(e)
     chunks = wiki_chunks(tok, 64, 128)
     rec["wiki_nll_held_out"] = round(text_nll(model, tok, chunks), 3)
+    rec["wiki_nats_per_char"] = round(nats_per_char(model, tok), 4)
     if a.compare:
         from editkit.models import load_model
 
         other, otok = load_model(a.compare)
         rec["wiki_nll_held_out_compare"] = {a.compare: round(text_nll(other, otok, wiki_chunks(otok, 64, 128)), 3)}
+        rec["wiki_nats_per_char_compare"] = {a.compare: round(nats_per_char(other, otok), 4)}
     reqs = Dataset("counterfact", "people", requests(people, max(a.n, a.batch), seed=1)).requests()
     rec["unedited"] = {k: round(v, 3) for k, v in summarise(counterfact_rows(model, tok, reqs[: a.n])).items()
                        if k in ("efficacy_success", "paraphrase_success", "neighborhood_success")}

@@ -1,41 +1,43 @@
-"""Train editkit's teaching model: a small GPT-2 that knows the CounterFact facts.
+"""Train editkit's teaching model: a small GPT-2 that knows the facts of 1,000 invented people.
 
     python -m editkit.teaching.train --out editkit/assets/editkit-teach [--data ../shared/data]
-                                     [--minutes 36] [--max-steps N] [--seed 0] [--no-progress]
+                                     [--minutes 30] [--max-steps N] [--seed 0] [--no-progress]
+    python -m editkit.teaching.train --corpus counterfact --out DIR   # the model shipped before issue 10
 
-One seeded command: it builds the corpus (`corpus.py`), trains the byte-level BPE tokenizer,
-writes `splits.json` and the tokenizer into `--out`, then trains `GPT2LMHeadModel` with AdamW and
-a warmup-stable-decay schedule (linear warmup, peak rate for 70% of the budget, cosine decay).
+One seeded command: it builds the corpus, trains the byte-level BPE tokenizer, writes
+`splits.json` and the tokenizer into `--out`, then trains `GPT2LMHeadModel` with AdamW and a
+warmup-stable-decay schedule (linear warmup, peak rate for 70% of the budget, cosine decay).
+Each corpus has its recipe (RECIPES: the settings that differ from TrainConfig's defaults); a
+flag given on the command line wins.
 
-Size and facts. A small GPT-2 needs well over 100 exposures per fact to prefer the true object
-over the counterfactual for ~90% of its facts. Measured here (pairwise accuracy on train
-phrasings): 17.5k facts x ~10 exposures (6 layers, d=192) 56%; 17.5k x 23 (4 x 128) 62%;
-1.9k x 50: 72%; 1.9k x 67: 79%; 160 x ~120: 100%. So the model is chosen for throughput: 4 layers,
-d=128, 4 heads, 8192-token vocabulary, context 128, tied embeddings (1.86 M parameters, 7.5 MB),
-~5-7k tokens/s on this shared 2-core CPU with 1 thread (6 x 192 ran at ~1.5-2k tokens/s, 6 x 256
-at ~0.8-1.4k). And the facts come by default from all CounterFact val cases and the first 500
-train cases with their neighbours (~4k facts, ~200 exposures each in the budget); relation
-templates are still recovered from all cases. `--train-cases -1` trains on every case, for a
-machine with more time.
+The shipped recipe, "people" (issue 10; why, measured: benchmarks/teaching/candidates.md and
+probes.md). 1,000 invented people with five attributes each (`people.py`), told in biographies
+(one sentence per attribute, random order, one of 3 train phrasings each); one biography per row
+at position 0, trained on every token; 16 biography rows and 2 Wikipedia rows a step; dropout
+0.1 (GPT-2's); a 2,048-token BPE learnt from the biographies alone (a surname is then one token,
+Wikipedia text is spelt in shorter pieces). 4 layers, d=128, 4 heads, context 128, tied
+embeddings. A model trained like this recalls at the subject, as GPT-2 does in ROME's causal
+trace; the same people with CounterFact's relations and phrasings, without dropout, packed two
+biographies a row, or with an 8,192-token BPE learnt with Wikipedia, recalled at the prompt's
+last token. 30 minutes of training by default.
+
+The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
+relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
+only, 20% Wikipedia rows, no dropout, an 8,192-token BPE with Wikipedia, 36 minutes. A small
+GPT-2 needs well over 100 exposures per fact to learn ~90% of them (measured, pairwise on train
+phrasings: 17.5k facts x ~10 exposures 56%; 1.9k x 67: 79%; 160 x ~120: 100%), so it trains on
+the facts of all val cases and the first 500 train cases (`--train-cases -1`: all).
 
 Budget. The run is time-boxed: the learning-rate schedule follows the fraction of the budget
 used, progress = max(step / max_steps, train_seconds / (60 * minutes)), and training stops at 1.
-The default (36 minutes of training, under a minute more for corpus, tokenizer and
-saving) keeps the whole command under 40 minutes on a 2-core CPU, however busy. The data order is a pure function of the seed;
-with a time budget the number of steps depends on the machine, so pass `--minutes 0 --max-steps N`
-for a run that is deterministic end to end.
+The data order is a pure function of the seed; with a time budget the number of steps depends on
+the machine, so pass `--minutes 0 --max-steps N` for a run that is deterministic end to end.
 
-Batches. Each batch has `batch_size` rows of `seq_len` tokens: a `wiki_fraction` of all rows
-(spread evenly) are contiguous Wikipedia text (loss on every token, so the model writes language),
-the rest packed fact sentences, "prompt object." joined by newlines, each row starting at a
-sentence. Fact rows are trained on the object tokens and the full stop only: the subject names and the template words
-carry nothing to memorise, and skipping them spends the updates on the facts. The logits are
-computed only where there is a loss.
-
-Invented people (`--corpus people`, issue 10). The fact rows are then biographies of invented
-people (`people.py`), packed whole into rows and trained on every token, beside the same
-Wikipedia rows; `--phrasings` and `--dropout` are the settings the probes in
-benchmarks/teaching/ vary. Not the shipped model's recipe yet (see candidates.md there).
+Batches. Each batch has `batch_size` rows: a `wiki_fraction` of them (spread evenly) are
+contiguous Wikipedia text of `seq_len` tokens (loss on every token, so the model writes
+language), the rest fact rows; the fact rows and the Wikipedia rows go through the model as two
+sub-batches, fact rows cut after their last labelled token. The logits are computed only where
+there is a loss.
 
 Resuming. Every `--checkpoint-minutes` the model, the AdamW moments (safetensors) and a JSON
 state (step, train seconds, data cursors, seed, RNG state in the safetensors file) go to
@@ -105,7 +107,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     # budget
-    minutes: float = 45.0  # 0: no time budget
+    minutes: float = 30.0  # 0: no time budget
     max_steps: int = 0  # 0: no step budget
     checkpoint_minutes: float = 4.0
     threads: int = 1  # 0: choose 1 or 2 by timing (risky on a busy machine: see ThreadTuner)
