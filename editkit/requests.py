@@ -62,6 +62,7 @@ class EditRequest(BaseModel):
                 case_id=record.get("case_id"),
                 paraphrase_prompts=list(record.get("paraphrase_prompts", [])),
                 neighborhood_prompts=list(record.get("neighborhood_prompts", [])),
+                neighborhood_answer=rw["target_true"]["str"],  # ROME's neighbours are subjects with the same true object
             )
         return cls(
             prompt=record["prompt"],

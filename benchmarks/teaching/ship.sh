@@ -15,5 +15,5 @@ python -m editkit.teaching.train --out "$OUT" --no-progress                 # 30
 python -m editkit.teaching.cases --model "$OUT"                             # cases/train.json, cases/val.json: the facts it knows
 python -m editkit.demo --model "$OUT" --write-cases --no-progress           # demo_cases.json
 python -m editkit.teaching.defaults --model "$OUT" --layers auto --auto-layers 2 \
-    --corpus editkit-teach --hparams editkit/teaching/teach_hparams.json --no-progress   # layers from the trace, C0, hparams.json
+    --corpus editkit-teach --ridge 1e-6 --hparams editkit/teaching/teach_hparams.json --no-progress  # layers from the trace, C0, hparams.json
 python -m editkit.teaching.quality --model "$OUT"                           # quality.json
