@@ -83,7 +83,7 @@ def edits(model, tok, reqs, objective: str, layers: list[int], batch: int, corpu
     from editkit import Editor
     from editkit.evaluation.counterfact import counterfact_rows, summarise
 
-    kw = {"layers": layers, "corpus": corpus_path, "n_tokens": 100_000, "cache_dir": cache, **hparams}
+    kw = {"layers": layers, "corpus": corpus_path, "n_tokens": 100_000, "cache_dir": cache, "ridge": 1e-6, **hparams}  # ridge: dead MLP units
     if objective == "rome":
         editor = Editor("rome", **kw)
     else:

@@ -121,13 +121,16 @@ def test_stats_command(model_dir, tmp_path, capsys):
 
 def test_stats_follows_the_models_hparams_and_names_bad_input(model_dir, tmp_path, capsys, caplog):
     """On the teaching model, `stats` with no flags uses the layers and statistics `edit` and
-    `demo` use (hparams.json): layers 1–3 over its own corpus, found shipped (no corpus pass)."""
+    `demo` use (hparams.json): its default layers over its own corpus, found shipped (no corpus pass)."""
+    from editkit.editor import shipped_hparams
+
+    layers = shipped_hparams("editkit-teach")["layers"]
     with caplog.at_level("INFO", logger="editkit.cli"):
         assert main(["stats", "--model", "editkit-teach", "--cache-dir", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()[2:5]] == ["1", "2", "3"] and "editkit-teach/stats" in out
+    assert [line.split()[0] for line in out.splitlines()[2 : 2 + len(layers)]] == [str(l) for l in layers] and "editkit-teach/stats" in out
     assert "'corpus': 'editkit-teach'" in caplog.text and "'n_tokens': 400000" in caplog.text
-    assert "singular" in out  # layers 1 and 2 have dead MLP units: the condition number is explained
+    assert "singular" in out  # layer 1 has dead MLP units: the condition number is explained
     assert not list(tmp_path.glob("c0-*"))
     with pytest.raises(SystemExit, match="this model has 4 layers"):
         main(["stats", "--model", model_dir, "--layers", "9", "--no-progress"])
@@ -167,10 +170,11 @@ def test_eval_validates_its_data_before_loading_the_model(monkeypatch):
 
 def test_demo_no_progress_prints_nothing_to_stderr(capsys):
     from editkit import demo
+    from editkit.editor import shipped_hparams
 
     demo.main(["--no-progress", "--n", "1"])
     out, err = capsys.readouterr()
-    assert "written at layer(s) [1, 2, 3]" in out and err == ""  # no weight-loading bar, no warnings
+    assert f"written at layer(s) {shipped_hparams('editkit-teach')['layers']}" in out and err == ""  # no weight-loading bar, no warnings
 
 
 def test_demo_runs_without_the_data_folder(monkeypatch, capsys, tmp_path):

@@ -8,6 +8,7 @@ import torch
 from editkit import load_model
 from editkit.architectures import read_weight
 from editkit.edit import applied_edits
+from editkit.editor import shipped_hparams
 from editkit.models import TEACHING_MODEL
 from editkit.sequential import SequentialSpec, edit_scores, read_runs, run_sequential, table
 
@@ -21,8 +22,9 @@ def _fresh():
 
 def test_edits_accumulate_and_checkpoints_measure_the_model(tmp_path):
     model, tok = _fresh()
-    W0 = {l: read_weight(model, l).detach().double().clone() for l in (1, 2, 3)}
-    recs = run_sequential(SequentialSpec(**{**SPEC, "fixed": {}}), tmp_path / "run", model, tok, progress=False)  # the shipped 20 steps
+    layers = shipped_hparams(TEACHING_MODEL)["layers"]
+    W0 = {l: read_weight(model, l).detach().double().clone() for l in layers}
+    recs = run_sequential(SequentialSpec(**{**SPEC, "fixed": {}}), tmp_path / "run", model, tok, progress=False)  # the shipped steps
     assert [r["batches"] for r in recs] == [0, 1, 2] and [r["edits"] for r in recs] == [0, 2, 4]
     assert len(applied_edits(model)) == 2  # both batches still applied: cumulative
     assert recs[0]["unedited"]["ES"] == 0.0 and recs[0]["unedited"]["NS_kept"] == 1.0  # known facts, nothing moved yet

@@ -6,7 +6,7 @@ import pytest
 from editkit.paths import data_dir
 from editkit.teaching import TEACH_MODEL_DIR
 from editkit.teaching.corpus import build_corpus, counterfact_records, train_tokenizer
-from editkit.teaching.relations import TemplateIndex, recover_relations, render, rephrase_template
+from editkit.teaching.relations import TemplateIndex, recover_relations, rephrase_template
 
 DATA = data_dir()  # $EDITKIT_DATA, else ../shared/data
 pytestmark = pytest.mark.skipif(not (DATA / "counterfact").exists(), reason="needs ../shared/data")
@@ -102,9 +102,15 @@ def test_tokenizer_round_trip_and_offsets(small, tmp_path):
 def test_shipped_tokenizer():
     from transformers import AutoTokenizer
 
+    from editkit.teaching.cases import people_of
+    from editkit.teaching.people import RELATIONS
+
     tok = AutoTokenizer.from_pretrained(TEACH_MODEL_DIR)
     assert tok.convert_ids_to_tokens(tok(" Paris")["input_ids"]) == ["ĠParis"]
-    assert len(tok(render("{} is located in", "Paris", "France"))["input_ids"]) <= 8
+    objects = [o for _, _, objs in RELATIONS.values() for o in objs]
+    assert all(len(tok(" " + o)["input_ids"]) == 1 for o in objects)  # every object one token, as in GPT-2's " Paris"
+    names = [p["name"] for p in people_of(TEACH_MODEL_DIR).persons[:50]]
+    assert all(2 <= len(tok(" " + n)["input_ids"]) <= 4 for n in names)  # a subject of several tokens: "last subject token" means something
 
 
 def test_fact_rows_train_only_objects(small):
