@@ -1,13 +1,16 @@
-"""editkit's teaching model: a small GPT-2 trained here on CounterFact facts + Wikipedia text.
+"""editkit's teaching model: a small GPT-2 trained here on invented people's biographies + Wikipedia.
 
 No pretrained weights are reachable from this workplace, so editkit trains and ships its own
-small model (`editkit/assets/editkit-teach/`) that knows the CounterFact facts well enough for
-editing to be measurable:
+small model (`editkit/assets/editkit-teach/`) that knows the facts of 1,000 invented people and,
+like GPT-2 in ROME's causal trace, recalls them at the subject:
 
-    corpus.py   relation templates recovered from CounterFact, facts, held-out phrasings,
-                Wikipedia text, the byte-level BPE tokenizer
+    people.py   the invented people, their biographies, their CounterFact-format requests
+    corpus.py   Wikipedia text, the byte-level BPE tokenizer; CounterFact's relations and facts
+                (the "counterfact" recipe: the model shipped before issue 10)
     train.py    `python -m editkit.teaching.train --out editkit/assets/editkit-teach`
+    cases.py    `python -m editkit.teaching.cases` (its own edit cases: the facts it knows)
     quality.py  `python -m editkit.teaching.quality` (does the model know its facts?)
+    defaults.py `python -m editkit.teaching.defaults` (layers from its trace, C0, hparams.json)
 """
 
 from pathlib import Path
