@@ -42,8 +42,7 @@ def choose_layers(model, tok, n: int, facts: list | None = None, n_facts: int = 
         from .evaluation.datasets import default_dataset, load
 
         source = default_dataset(getattr(getattr(model, "config", None), "_name_or_path", "") or "", "train", "counterfact:train")
-        data = load(source)
-        facts = data.records[: max(4 * n_facts, 200)]
+        facts = load(source).records[: max(4 * n_facts, 200)]
     L = num_layers(model)
     w = default_window(L) if window is None else window
     try:

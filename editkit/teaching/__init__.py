@@ -33,21 +33,30 @@ def _shipped_kind() -> str:
         return "counterfact"
 
 
-def _teaching_documents():
+def _people_text():
     from ..paths import data_dir
+    from .cases import people_of
+    from .corpus import load_wikipedia
+    from .people import key_statistics_documents
 
-    if _shipped_kind() == "people":
-        from .cases import people_of
-        from .corpus import load_wikipedia
-        from .people import key_statistics_documents
+    return key_statistics_documents(people_of(TEACH_MODEL_DIR), load_wikipedia(data_dir()))
 
-        yield from key_statistics_documents(people_of(TEACH_MODEL_DIR), load_wikipedia(data_dir()))
-    else:
-        from .corpus import key_statistics_documents  # built from the data folder on demand
 
-        yield from key_statistics_documents(data_dir())
+def _counterfact_text():
+    from ..paths import data_dir
+    from .corpus import key_statistics_documents  # built from the data folder on demand
+
+    return key_statistics_documents(data_dir())
+
+
+#: what the shipped model was trained on → (statistics corpus version, its text)
+_STATS_TEXT = {"people": ("v2", _people_text), "counterfact": ("v1", _counterfact_text)}
+
+
+def _teaching_documents():
+    yield from _STATS_TEXT[_shipped_kind()][1]()
 
 
 # the teaching model's own kind of text, for its key statistics; shipped statistics are found
 # under this name and version without building it (v1: CounterFact sentences, v2: biographies)
-register_corpus("editkit-teach", "v2" if _shipped_kind() == "people" else "v1", _teaching_documents)
+register_corpus("editkit-teach", _STATS_TEXT[_shipped_kind()][0], _teaching_documents)
