@@ -5,8 +5,9 @@
 #   bash benchmarks/teaching/ship.sh [editkit/assets/editkit-teach]
 #
 # Then tune the editing hyperparameters on its cases and ship them (README, "The teaching model"):
-#   python benchmarks/ablation/ablation.py tune && cp benchmarks/ablation/tuned.json → teach_hparams.json "objectives"
-#   and rerun the `defaults` step below.
+#   python benchmarks/ablation/ablation.py tune      # → benchmarks/ablation/tuned.json (12 min)
+#   put tuned.json as the "objectives" of editkit/teaching/teach_hparams.json, and rerun the `defaults` step below.
+# The statistics corpus "editkit-teach" is the text of the model in editkit/assets/editkit-teach: build there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-editkit/assets/editkit-teach}
