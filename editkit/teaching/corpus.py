@@ -358,7 +358,8 @@ def train_bpe(texts: Iterator[str], vocab_size: int):
 
 
 def key_statistics_facts(data_dir: str | Path, train_cases: int = 500, seed: int = 0) -> tuple["TeachingCorpus", list[Fact]]:
-    """The facts whose sentences open the "editkit-teach" statistics corpus: those of the first
+    """The facts whose sentences open the "editkit-teach" statistics corpus (v1, for a model of the
+    "counterfact" recipe): those of the first
     `train_cases` CounterFact *train* cases and their neighbourhood facts, minus every fact
     whose subject is the subject of a val case (the ablation is reported on val)."""
     corpus = build_corpus(data_dir, seed=seed, wiki_chars=0, fact_cases={"train": train_cases, "val": 0})
@@ -367,7 +368,8 @@ def key_statistics_facts(data_dir: str | Path, train_cases: int = 500, seed: int
 
 
 def key_statistics_documents(data_dir: str | Path, train_cases: int = 500, per_doc: int = 8, seed: int = 0) -> Iterator[str]:
-    """The teaching model's own kind of text, for its key statistics C0 (corpus "editkit-teach"):
+    """A CounterFact-trained teaching model's own kind of text, for its key statistics C0 (corpus
+    "editkit-teach" v1; the people model's is people.key_statistics_documents):
     first the training phrasings of `key_statistics_facts`, shuffled and packed `per_doc`
     sentences a document, then Wikipedia articles. Why: C0 should describe the keys of the text
     the model was trained on (GPT-2's is web text, hence Wikipedia in the papers); this model's
