@@ -54,9 +54,10 @@ _STATS_TEXT = {"people": ("v2", _people_text), "counterfact": ("v1", _counterfac
 
 
 def _teaching_documents():
-    yield from _STATS_TEXT[_shipped_kind()][1]()
+    yield from _STATS_TEXT[_KIND][1]()
 
 
 # the teaching model's own kind of text, for its key statistics; shipped statistics are found
 # under this name and version without building it (v1: CounterFact sentences, v2: biographies)
-register_corpus("editkit-teach", _STATS_TEXT[_shipped_kind()][0], _teaching_documents)
+_KIND = _shipped_kind()  # read once, at import
+register_corpus("editkit-teach", _STATS_TEXT[_KIND][0], _teaching_documents)

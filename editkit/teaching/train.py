@@ -283,8 +283,8 @@ class BatchStream:
                 continue
             x = torch.from_numpy(np.stack([r[0] for r in mine]))  # (b, T+1)
             m = torch.from_numpy(np.stack([r[1] for r in mine]))
-            width = int(m.any(0).nonzero().max()) + 1 if m.any() else 2
-            x, m = x[:, : max(width, 2)], m[:, : max(width, 2)]
+            width = max(int(m.any(0).nonzero().max()) + 1 if m.any() else 0, 2)  # through the last labelled token
+            x, m = x[:, :width], m[:, :width]
             labels = torch.where(m[:, 1:], x[:, 1:], torch.full_like(x[:, 1:], -100))
             parts.append({"input_ids": x[:, :-1].contiguous(), "labels": labels.contiguous(), "wiki": wiki})
         return {"parts": parts, "is_wiki": torch.tensor(flags), "sentences": sum(r[2] for r in rows)}
