@@ -308,16 +308,18 @@ def build_corpus(
 # ---------------------------------------------------------------------------------------------
 
 
-def train_tokenizer(corpus: TeachingCorpus, vocab_size: int = 8192, wiki_chars: int = 6_000_000):
+def train_tokenizer(corpus: TeachingCorpus, vocab_size: int = 8192, wiki_chars: int = 6_000_000, doc_passes: int = 3):
     """A GPT-2-style byte-level BPE trained on the fact sentences and some Wikipedia text.
 
     Same pre-tokenisation as GPT-2 (a word carries its leading space: " Paris" is one token),
     no prefix space, ByteLevel offsets untrimmed as in GPT-2. `<|endoftext|>` is bos, eos and pad.
-    Returns a `transformers.PreTrainedTokenizerFast`.
+    The text is `doc_passes` passes over the corpus's documents, then `wiki_chars` of Wikipedia:
+    BPE merges by frequency, so more passes keep the documents' words (invented names) whole
+    against Wikipedia's. Returns a `transformers.PreTrainedTokenizerFast`.
     """
 
     def texts():
-        yield from corpus.epoch_sentences(0, per_fact=3)
+        yield from corpus.epoch_sentences(0, per_fact=doc_passes)
         total = 0
         for i in corpus.wiki_order(0):
             if total >= wiki_chars:

@@ -85,6 +85,7 @@ class TrainConfig:
     seq_len: int = 128
     vocab_size: int = 2048
     tokenizer_wiki_chars: int = 0  # Wikipedia characters the BPE is trained on besides the documents (0: documents only)
+    tokenizer_doc_passes: int = 3  # passes over the documents in the BPE's text (more: their words weigh more against Wikipedia's)
     dropout: float = 0.1  # resid, embedding and attention dropout (GPT-2's own)
     # data
     corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
@@ -493,7 +494,8 @@ def train(args) -> Path:
 
         tok = AutoTokenizer.from_pretrained(out)
     else:
-        tok = train_tokenizer(corpus, vocab_size=cfg.vocab_size, wiki_chars=cfg.tokenizer_wiki_chars)
+        tok = train_tokenizer(corpus, vocab_size=cfg.vocab_size, wiki_chars=cfg.tokenizer_wiki_chars,
+                              doc_passes=cfg.tokenizer_doc_passes)
         save_tokenizer(tok, out)
         (out / "splits.json").write_text(json.dumps(corpus.splits_json(), indent=1))
     _check_tokenizer(tok)
@@ -558,7 +560,7 @@ def train(args) -> Path:
 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
-         "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "corpus", "people", "attributes", "phrasings", "dropout", "threads", "checkpoint_minutes")
+         "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings", "dropout", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -667,6 +669,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--vocab-size", type=int, default=None, help=f"BPE vocabulary (default {d.vocab_size}, counterfact 8192)")
     ap.add_argument("--tokenizer-wiki-chars", type=int, default=None,
                     help="Wikipedia characters the BPE also learns from (default 0: the documents only; counterfact 6000000)")
+    ap.add_argument("--tokenizer-doc-passes", type=int, default=None,
+                    help=f"passes over the documents in the BPE's text (default {d.tokenizer_doc_passes}; more keeps their words whole)")
     ap.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: pick 1 or 2 by timing)")
     ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
