@@ -560,7 +560,8 @@ def train(args) -> Path:
 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
-         "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings", "dropout", "threads", "checkpoint_minutes")
+         "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
+         "dropout", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
