@@ -130,26 +130,51 @@ def requests(people: People, n: int, seed: int = 0, neighbours: int = 5) -> list
     the edit prompt is the relation's first train phrasing; paraphrases are its other train
     phrasings and its held-out ones; neighbours are up to `neighbours` other people with the same
     object of the same relation, in the edit prompt's phrasing (an edit that leaks to them shows);
-    target_new is another object of the relation, drawn uniformly."""
+    target_new is another object of the relation, drawn uniformly.
+
+    The order comes in rounds (`fact_order`): every person's first fact, then every person's
+    second fact with the people in the same order, … So any `people.n` consecutive records have
+    distinct subjects, as CounterFact's nearly do: a batch never asks one key (the subject's) for
+    two values, which no least-squares edit can give (MEMIT-Merge, Dong et al. 2025). Neighbours
+    are drawn first from the people whose fact of this relation comes in round 2 or later, so an
+    edit batch of the first 2·n records never edits the neighbour it is checked against."""
     rng = random.Random(f"{seed}-requests")
-    facts = people.facts
+    order = fact_order(people, seed)
+    round_of = {(f.subject, f.relation): i // len(people.persons) for i, f in enumerate(order)}
     by_fact: dict[tuple[str, str], list[str]] = {}
-    for f in facts:
+    for f in people.facts:
         by_fact.setdefault((f.relation, f.object), []).append(f.subject)
-    rng.shuffle(facts)
     out = []
-    for case_id, f in enumerate(facts[:n]):
+    for case_id, f in enumerate(order[:n]):
         train = people.train_phrasings(f.relation)
         others = [s for s in by_fact[(f.relation, f.object)] if s != f.subject]
+        late = [s for s in others if round_of[(s, f.relation)] >= 2]
+        chosen = rng.sample(late, min(neighbours, len(late)))
+        early = [s for s in others if round_of[(s, f.relation)] < 2]
+        chosen += rng.sample(early, min(neighbours - len(chosen), len(early)))
         new = rng.choice([o for o in RELATIONS[f.relation][2] if o != f.object])
         out.append({
             "case_id": case_id,
             "requested_rewrite": {"prompt": train[0], "subject": f.subject, "relation_id": f.relation,
                                   "target_new": {"str": new}, "target_true": {"str": f.object}},
             "paraphrase_prompts": [t.format(f.subject) for t in train[1:] + people.held_out_phrasings(f.relation)],
-            "neighborhood_prompts": [train[0].format(s) for s in rng.sample(others, min(neighbours, len(others)))],
+            "neighborhood_prompts": [train[0].format(s) for s in chosen],
         })
     return out
+
+
+def fact_order(people: People, seed: int = 0) -> list[PersonFact]:
+    """Every fact once, in rounds: round k holds each person's k-th fact (the people in one seeded
+    order, each person's facts in a seeded order of their own); a person short of facts is skipped."""
+    rng = random.Random(f"{seed}-order")
+    persons = list(people.persons)
+    rng.shuffle(persons)
+    own = []
+    for p in persons:
+        rels = list(p["facts"])
+        rng.shuffle(rels)
+        own.append([PersonFact(p["name"], r, p["facts"][r]) for r in rels])
+    return [facts[k] for k in range(max(map(len, own), default=0)) for facts in own if k < len(facts)]
 
 
 def key_statistics_documents(people: People, wiki, passes: int = 5) -> Iterator[str]:

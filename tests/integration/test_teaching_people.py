@@ -55,6 +55,31 @@ def test_requests_are_counterfact_records_about_known_facts(people):
             assert name != req.subject and truth[(name, rel)] == req.target_true
 
 
+def test_requests_come_in_rounds_of_distinct_subjects_and_spare_their_neighbours():
+    people = People(seed=5, n=300, attributes=5, phrasings=3)
+    recs = requests(people, len(people.facts), seed=2)
+    rw = [r["requested_rewrite"] for r in recs]
+    assert sorted((w["subject"], w["relation_id"]) for w in rw) == sorted((f.subject, f.relation) for f in people.facts)
+    n = people.n
+    for start in range(0, len(rw) - n + 1, 7):  # any n consecutive records: n different people
+        assert len({w["subject"] for w in rw[start:start + n]}) == n
+    rounds = [[w["subject"] for w in rw[k:k + n]] for k in range(0, len(rw), n)]
+    assert len(rounds) == 5 and all(r == rounds[0] for r in rounds)  # the people in one order, round after round
+    first_two = {(w["subject"], w["relation_id"]) for w in rw[: 2 * n]}
+    truth = {(f.subject, f.relation): f.object for f in people.facts}
+    spared = 0
+    for rec, w in zip(recs, rw):
+        rel = w["relation_id"]
+        names = {w["prompt"].format(p["name"]): p["name"] for p in people.persons}
+        others = [names[q] for q in rec["neighborhood_prompts"]]
+        assert len(others) == 5 and w["subject"] not in others
+        late = {s for (s, r), o in truth.items() if r == rel and o == w["target_true"]["str"] and (s, r) not in first_two} - {w["subject"]}
+        edited = [s for s in others if (s, rel) in first_two]  # a batch of the first 2n records edits their own fact
+        assert not edited or late <= set(others)  # … only when too few others were left
+        spared += not edited
+    assert spared >= 0.95 * len(recs)
+
+
 def test_document_rows_hold_one_biography_each_at_position_0(people):
     from transformers import AutoTokenizer
 
