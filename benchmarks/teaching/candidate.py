@@ -14,7 +14,8 @@ goal of issue 10, and append one JSON line to benchmarks/teaching/candidates.jso
   rome        ROME, b = 1, fact_token subject_last, at `--layer`, C0 over the training text
               (biographies and Wikipedia, 100,000 tokens): ES/PS/NS/S on `--n` requests of
               `people.requests` (each edit undone before the next), and NS unedited
-  batch       with `--batch N`: MEMIT and EMMET + spread over `--spread` layers at b = N
+  batch       with `--batch N`: MEMIT and EMMET + spread over `--spread` layers at b = N (`--batch-hparam`
+              for their hyperparameters, e.g. the tuned λ); the requests come in rounds of distinct subjects
   language    the final Wikipedia training loss (training.json) and the held-out Wikipedia NLL of
               64 chunks of 128 tokens from the end of the text (sequential.wiki_chunks), and per
               character of the last articles (`nats_per_char`: comparable across tokenizers), also
@@ -108,6 +109,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", default=None, help="also the held-out Wikipedia NLL of this model (e.g. the shipped one)")
     ap.add_argument("--note", default="")
     ap.add_argument("--hparam", action="append", default=[], help="KEY=VALUE for every edit (e.g. steps=40); repeatable")
+    ap.add_argument("--batch-hparam", action="append", default=[],
+                    help="KEY=VALUE for the batch edits only, over --hparam (e.g. mom2_weight=100); repeatable")
     a = ap.parse_args(argv)
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
@@ -160,7 +163,8 @@ def main(argv=None) -> int:
         rec["batch"] = []
         for o in ("memit", "emmet"):
             try:
-                rec["batch"].append(edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp), **hp))
+                rec["batch"].append(edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp),
+                                          **{**hp, **parse_pairs(a.batch_hparam)}))
             except ValueError as e:  # e.g. a singular EMMET system at this batch size: say so, keep the rest
                 rec["batch"].append({"objective": o, "layers": spread, "batch": a.batch, "error": str(e)})
     rec["seconds"] = round(time.time() - t0, 1)
