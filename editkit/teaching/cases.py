@@ -6,12 +6,15 @@
                describes (editkit.teaching.people, rebuilt from its seed and sizes)
     records    people.requests: ROME-layout CounterFact records, edit prompt = the relation's
                first train phrasing, paraphrases = its other train and its held-out phrasings,
-               neighbours = other people with the same object of the same relation
+               neighbours = other people with the same object of the same relation; in rounds
+               of distinct subjects (each person's first fact, then each one's second, …)
     known      a record is kept when the model gives its true object a higher mean per-token
                log-probability than target_new after the edit prompt (editkit.scoring.compare)
 
 Writes `<model>/cases/train.json` (the first `--tune` known records: where hyperparameters are
-tuned) and `<model>/cases/val.json` (the other known records: where results are reported); the
+tuned) and `<model>/cases/val.json` (the other known records: where results are reported). As
+round 2 repeats round 1's order of people, the first n − tune val records and the next `tune`
+are about different people: a batch of up to n val records never edits one subject twice. The
 data set names `editkit-teach:train` / `editkit-teach:val` read them (any `<model folder>:<split>`
 does), and `editkit eval`, `trace`, `sweep`, `sequential` and the demo use them by default for a
 model that ships them.
