@@ -80,12 +80,12 @@ class TrainConfig:
     seed: int = 0
     # model
     n_layer: int = 4
-    n_embd: int = 128
-    n_head: int = 4
+    n_embd: int = 192
+    n_head: int = 6
     seq_len: int = 128
-    vocab_size: int = 2048
-    tokenizer_wiki_chars: int = 0  # Wikipedia characters the BPE is trained on besides the documents (0: documents only)
-    tokenizer_doc_passes: int = 3  # passes over the documents in the BPE's text (more: their words weigh more against Wikipedia's)
+    vocab_size: int = 4096
+    tokenizer_wiki_chars: int = 2_000_000  # Wikipedia characters the BPE is trained on besides the documents (0: documents only)
+    tokenizer_doc_passes: int = 100  # passes over the documents in the BPE's text (more: their words weigh more against Wikipedia's)
     dropout: float = 0.1  # resid, embedding and attention dropout (GPT-2's own)
     # data
     corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
@@ -119,7 +119,7 @@ class TrainConfig:
 RECIPES: dict[str, dict] = {
     "people": {},
     "counterfact": {"dropout": 0.0, "batch_size": 8, "wiki_fraction": 0.2, "minutes": 36.0, "vocab_size": 8192,
-                    "tokenizer_wiki_chars": 6_000_000},  # editkit-teach before issue 10
+                    "tokenizer_wiki_chars": 6_000_000, "tokenizer_doc_passes": 3, "n_embd": 128, "n_head": 4},  # editkit-teach before issue 10
 }
 
 
@@ -661,17 +661,17 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--phrasings", type=int, default=d.phrasings, help="--corpus people: train phrasings per relation")
     ap.add_argument("--dropout", type=float, default=None, help=f"resid/embedding/attention dropout (default {d.dropout:g}, counterfact 0)")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
-    ap.add_argument("--n-embd", type=int, default=d.n_embd)
-    ap.add_argument("--n-head", type=int, default=d.n_head)
+    ap.add_argument("--n-embd", type=int, default=None, help=f"width (default {d.n_embd}, counterfact 128)")
+    ap.add_argument("--n-head", type=int, default=None, help=f"attention heads (default {d.n_head}, counterfact 4)")
     ap.add_argument("--batch-size", type=int, default=None, help=f"rows a step (default {d.batch_size}, counterfact 8)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--wiki-fraction", type=float, default=None, help=f"share of rows that are Wikipedia (default {d.wiki_fraction:g}, counterfact 0.2)")
     ap.add_argument("--vocab-size", type=int, default=None, help=f"BPE vocabulary (default {d.vocab_size}, counterfact 8192)")
     ap.add_argument("--tokenizer-wiki-chars", type=int, default=None,
-                    help="Wikipedia characters the BPE also learns from (default 0: the documents only; counterfact 6000000)")
+                    help=f"Wikipedia characters the BPE also learns from (default {d.tokenizer_wiki_chars}; counterfact 6000000)")
     ap.add_argument("--tokenizer-doc-passes", type=int, default=None,
-                    help=f"passes over the documents in the BPE's text (default {d.tokenizer_doc_passes}; more keeps their words whole)")
+                    help=f"passes over the documents in the BPE's text (default {d.tokenizer_doc_passes}, counterfact 3; more keeps their words whole)")
     ap.add_argument("--threads", type=int, default=d.threads, help="CPU threads (0: pick 1 or 2 by timing)")
     ap.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes)
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
