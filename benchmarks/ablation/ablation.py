@@ -1,7 +1,7 @@
 """The committed ablation: {rome, emmet, memit, alphaedit} × {single, spread} × batch size, CounterFact metrics.
 
     python benchmarks/ablation/ablation.py tune     # first 64 tuning cases: per pair, pick λ/α/β/clamp by Score → tuned.json
-    python benchmarks/ablation/ablation.py run      # the val cases, tuned settings → results.jsonl
+    python benchmarks/ablation/ablation.py run      # the val cases, tuned settings → results.jsonl (--results, --objectives)
     python benchmarks/ablation/ablation.py report   # plots/*.png and table.md from results.jsonl
 
 Tuning and reporting use disjoint cases the teaching model knows: its own CounterFact-format
@@ -94,7 +94,7 @@ def run(args) -> None:
     legacy = [json.loads(l) for l in failures.read_text().splitlines()] if failures.exists() else []
     for b in args.batch_sizes:  # all pairs at a batch size before the next: a cut-short run is still a complete curve prefix
         failed = legacy + [{"pair": f"{r['objective']}+{r['strategy']}", "batch_size": r["batch_size"]}
-                           for r in read_run_records(HERE / "results.jsonl") if r.get("kind") == "failed"]
+                           for r in read_run_records(args.results) if r.get("kind") == "failed"]
         for obj, strat in PAIRS:
             if obj not in args.objectives or (obj == "rome" and b > args.rome_max_batch):
                 continue
@@ -107,7 +107,7 @@ def run(args) -> None:
             spec = SweepSpec(model=args.model, dataset=args.dataset, n=args.n, objectives=[obj], strategies=[strat],
                              batch_sizes=[b], fixed=tuned.get(f"{obj}+{strat}", {}), seed=args.seed, reuse_targets=True,
                              generation=args.generation)
-            run_sweep(spec, HERE / "results.jsonl", model, tok, progress=not args.no_progress)  # a failing run is recorded as "failed"
+            run_sweep(spec, args.results, model, tok, progress=not args.no_progress)  # a failing run is recorded as "failed"
 
 
 def report(args) -> None:
@@ -134,6 +134,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tune-n", type=int, default=64)
     ap.add_argument("--tune-batch-sizes", default="16,64")
     ap.add_argument("--generation", action="store_true")
+    ap.add_argument("--results", type=Path, default=HERE / "results.jsonl",
+                    help="run: where results go (two processes on two cores: one file each, --objectives split, then concatenate)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     args.dataset = args.dataset or default_dataset(args.model, "val")
