@@ -14,12 +14,13 @@ The shipped recipe, "people" (issue 10; why, measured: benchmarks/teaching/candi
 probes.md). 1,000 invented people with five attributes each (`people.py`), told in biographies
 (one sentence per attribute, random order, one of 3 train phrasings each); one biography per row
 at position 0, trained on every token; 16 biography rows and 2 Wikipedia rows a step; dropout
-0.1 (GPT-2's); a 2,048-token BPE learnt from the biographies alone (a surname is then one token,
-Wikipedia text is spelt in shorter pieces). 4 layers, d=128, 4 heads, context 128, tied
-embeddings. A model trained like this recalls at the subject, as GPT-2 does in ROME's causal
-trace; the same people with CounterFact's relations and phrasings, without dropout, packed two
-biographies a row, or with an 8,192-token BPE learnt with Wikipedia, recalled at the prompt's
-last token. 30 minutes of training by default.
+0.1 (GPT-2's); a 4,096-token BPE learnt from 100 passes of the biographies and 2 M characters
+of Wikipedia (every surname is one token; Wikipedia is spelt in pieces of 2.8 characters:
+benchmarks/teaching/bpe_names.md). 4 layers, d=192, 6 heads, context 128, tied embeddings. A
+model trained like this recalls at the subject, as GPT-2 does in ROME's causal trace; the same
+people with CounterFact's relations and phrasings, without dropout, packed two biographies a
+row, or with an 8,192-token BPE learnt with Wikipedia that splits the surnames, recalled at the
+prompt's last token. 30 minutes of training by default.
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
