@@ -148,3 +148,19 @@ def test_saved_tokenizer_names_a_class_every_supported_transformers_loads(small,
     assert again(" Paris is")["input_ids"] == tok(" Paris is")["input_ids"]
     shipped = json.loads((TEACH_MODEL_DIR / "tokenizer_config.json").read_text())
     assert shipped["tokenizer_class"] == "GPT2TokenizerFast"
+
+
+def test_more_biography_passes_in_the_bpe_text_keep_the_surnames_whole():
+    """BPE merges by frequency: weighed up against Wikipedia's words, the invented surnames become
+    one token each (the shipped recipe: 100 passes), where a few passes leave them split."""
+    from editkit.teaching.corpus import load_wikipedia
+    from editkit.teaching.people import People, PeopleCorpus
+
+    corpus = PeopleCorpus(People(seed=4, n=300), load_wikipedia(DATA, max_chars=1_000_000))
+
+    def whole(passes):
+        tok = train_tokenizer(corpus, vocab_size=2048, wiki_chars=1_000_000, doc_passes=passes)
+        return sum(len(tok(" " + p["name"].split()[1])["input_ids"]) == 1 for p in corpus.people.persons) / corpus.people.n
+
+    few, many = whole(3), whole(100)
+    assert few < 0.5 and many == 1.0

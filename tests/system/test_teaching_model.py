@@ -40,6 +40,16 @@ def test_ships_small_and_loads_offline(teach):
     assert splits["kind"] == "people" and all(r["held_out"] for r in splits["relations"]), "held-out phrasings must be recorded"
 
 
+def test_every_subject_ends_in_one_whole_surname_token(teach):
+    """The edit's key is read at the last subject token: with the shipped BPE that token is the
+    person's own surname, never a piece shared with people of other surnames."""
+    _, tok = teach
+    persons = people_of(FOLDER).persons
+    assert all(len(tok(" " + p["name"].split()[1])["input_ids"]) == 1 for p in persons)
+    last = {tok(p["name"])["input_ids"][-1] for p in persons}
+    assert len(last) == len({p["name"].split()[1] for p in persons})  # one last token per surname (982 for 1,000 people)
+
+
 def test_knows_a_sample_of_its_facts_and_not_those_of_strangers(teach):
     """The object of a random sample of its people's facts wins over another object of the relation
     in the training phrasings (quality.json has the full measurement); for people of another
