@@ -5,7 +5,7 @@
 #   bash benchmarks/teaching/ship.sh [editkit/assets/editkit-teach]
 #
 # Then tune the editing hyperparameters on its cases and ship them (README, "The teaching model"):
-#   python benchmarks/ablation/ablation.py tune      # → benchmarks/ablation/tuned.json (12 min)
+#   python benchmarks/ablation/ablation.py tune      # → benchmarks/ablation/tuned.json (22 min on one CPU thread)
 #   put tuned.json as the "objectives" of editkit/teaching/teach_hparams.json, and rerun the `defaults` step below.
 # The statistics corpus "editkit-teach" is the text of the model in editkit/assets/editkit-teach: build there.
 set -euo pipefail
