@@ -67,11 +67,11 @@ def test_requests_come_in_rounds_of_distinct_subjects_and_spare_their_neighbours
     assert len(rounds) == 5 and all(r == rounds[0] for r in rounds)  # the people in one order, round after round
     first_two = {(w["subject"], w["relation_id"]) for w in rw[: 2 * n]}
     truth = {(f.subject, f.relation): f.object for f in people.facts}
+    name_of = {w["prompt"].format(p["name"]): p["name"] for w in {w["relation_id"]: w for w in rw}.values() for p in people.persons}
     spared = 0
     for rec, w in zip(recs, rw):
         rel = w["relation_id"]
-        names = {w["prompt"].format(p["name"]): p["name"] for p in people.persons}
-        others = [names[q] for q in rec["neighborhood_prompts"]]
+        others = [name_of[q] for q in rec["neighborhood_prompts"]]
         assert len(others) == 5 and w["subject"] not in others
         late = {s for (s, r), o in truth.items() if r == rel and o == w["target_true"]["str"] and (s, r) not in first_two} - {w["subject"]}
         edited = [s for s in others if (s, rel) in first_two]  # a batch of the first 2n records edits their own fact
