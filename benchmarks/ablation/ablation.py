@@ -1,6 +1,7 @@
 """The committed ablation: {rome, emmet, memit, alphaedit} × {single, spread} × batch size, CounterFact metrics.
 
     python benchmarks/ablation/ablation.py tune     # first 64 tuning cases: per pair, pick λ/α/β/clamp by Score → tuned.json
+                                                    #   (--objectives: only those pairs, merged into tuned.json; --results)
     python benchmarks/ablation/ablation.py run      # the val cases, tuned settings → results.jsonl (--results, --objectives)
     python benchmarks/ablation/ablation.py report   # plots/*.png and table.md from results.jsonl
 
@@ -54,9 +55,11 @@ def _model(args):
 
 def tune(args) -> dict:
     model, tok = _model(args)
-    out = HERE / "tune.jsonl"
+    out = args.results or HERE / "tune.jsonl"
     chosen = {}
     for obj, strat in PAIRS:
+        if obj not in args.objectives:
+            continue
         grid = {k: v for k, v in TUNE_GRID[obj].items()}
         if obj == "rome":  # sequential edits: cost grows with the batch; tune it at the smallest tuning batch
             batch_sizes = [min(args.tune_batch_sizes)]
@@ -71,8 +74,15 @@ def tune(args) -> dict:
         best = max(_points(mine), key=lambda p: _score(mine, p))
         chosen[f"{obj}+{strat}"] = json.loads(best)
         logging.info("tuned %s+%s: %s (mean S %.3f)", obj, strat, best, _score(mine, best))
-    (HERE / "tuned.json").write_text(json.dumps(chosen, indent=1) + "\n")
+    tuned = HERE / "tuned.json"
+    if set(args.objectives) != {o for o, _ in PAIRS} and tuned.exists():  # a part of the pairs: keep the others' choices
+        chosen = {**json.loads(tuned.read_text()), **chosen}
+    tuned.write_text(json.dumps({p: chosen[p] for p in sorted(chosen, key=_pair_order)}, indent=1) + "\n")
     return chosen
+
+
+def _pair_order(pair: str) -> int:
+    return [f"{o}+{s}" for o, s in PAIRS].index(pair) if pair in {f"{o}+{s}" for o, s in PAIRS} else len(PAIRS)
 
 
 def _points(records) -> list[str]:
@@ -134,8 +144,9 @@ def main(argv=None) -> None:
     ap.add_argument("--tune-n", type=int, default=64)
     ap.add_argument("--tune-batch-sizes", default="16,64")
     ap.add_argument("--generation", action="store_true")
-    ap.add_argument("--results", type=Path, default=HERE / "results.jsonl",
-                    help="run: where results go (two processes on two cores: one file each, --objectives split, then concatenate)")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="where runs go (default: results.jsonl for run, tune.jsonl for tune); two processes on two "
+                         "cores: one file each, --objectives split, then concatenate")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     args.dataset = args.dataset or default_dataset(args.model, "val")
@@ -143,6 +154,8 @@ def main(argv=None) -> None:
     args.batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
     args.tune_batch_sizes = [int(x) for x in args.tune_batch_sizes.split(",")]
     args.objectives = args.objectives.split(",")
+    if args.stage == "run":
+        args.results = args.results or HERE / "results.jsonl"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     {"tune": tune, "run": run, "report": report}[args.stage](args)
 
