@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-editkit/assets/editkit-teach}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-python -m editkit.teaching.train --out "$OUT" --no-progress                 # 30 min of training on one CPU thread
+python -m editkit.teaching.train --out "$OUT" --no-progress                 # 40 min of training on one CPU thread
 python -m editkit.teaching.cases --model "$OUT"                             # cases/train.json, cases/val.json: the facts it knows
 python -m editkit.demo --model "$OUT" --write-cases --no-progress           # demo_cases.json
 python -m editkit.teaching.defaults --model "$OUT" --layers auto --auto-layers 2 \

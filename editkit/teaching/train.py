@@ -1,7 +1,7 @@
 """Train editkit's teaching model: a small GPT-2 that knows the facts of 1,000 invented people.
 
     python -m editkit.teaching.train --out editkit/assets/editkit-teach [--data ../shared/data]
-                                     [--minutes 30] [--max-steps N] [--seed 0] [--no-progress]
+                                     [--minutes 40] [--max-steps N] [--seed 0] [--no-progress]
     python -m editkit.teaching.train --corpus counterfact --out DIR   # the model shipped before issue 10
 
 One seeded command: it builds the corpus, trains the byte-level BPE tokenizer, writes
@@ -13,14 +13,14 @@ flag given on the command line wins.
 The shipped recipe, "people" (issue 10; why, measured: benchmarks/teaching/candidates.md and
 probes.md). 1,000 invented people with five attributes each (`people.py`), told in biographies
 (one sentence per attribute, random order, one of 3 train phrasings each); one biography per row
-at position 0, trained on every token; 16 biography rows and 2 Wikipedia rows a step; dropout
+at position 0, trained on every token; 12 biography rows and 6 Wikipedia rows a step; dropout
 0.1 (GPT-2's); a 4,096-token BPE learnt from 100 passes of the biographies and 2 M characters
 of Wikipedia (every surname is one token; Wikipedia is spelt in pieces of 2.8 characters:
 benchmarks/teaching/bpe_names.md). 4 layers, d=192, 6 heads, context 128, tied embeddings. A
 model trained like this recalls at the subject, as GPT-2 does in ROME's causal trace; the same
 people with CounterFact's relations and phrasings, without dropout, packed two biographies a
 row, or with an 8,192-token BPE learnt with Wikipedia that splits the surnames, recalled at the
-prompt's last token. 30 minutes of training by default.
+prompt's last token. 40 minutes of training by default.
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
@@ -94,7 +94,7 @@ class TrainConfig:
     attributes: int = 5  # … attributes each,
     phrasings: int = 3  # … train phrasings per relation
     batch_size: int = 18
-    wiki_fraction: float = 0.11112  # of all rows, this fraction is Wikipedia text (evenly spread): 2 rows in 18
+    wiki_fraction: float = 0.33334  # of all rows, this fraction is Wikipedia text (evenly spread): 6 rows in 18
     wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
     phrasings_per_epoch: int = 1  # each fact appears in this many train phrasings per pass
     wiki_chars: int = 4_000_000
@@ -109,7 +109,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     # budget
-    minutes: float = 30.0  # 0: no time budget
+    minutes: float = 40.0  # 0: no time budget
     max_steps: int = 0  # 0: no step budget
     checkpoint_minutes: float = 4.0
     threads: int = 1  # 0: choose 1 or 2 by timing (risky on a busy machine: see ThreadTuner)
