@@ -58,6 +58,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -573,6 +574,26 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig(**{**RECIPES[args.corpus], **given, "fact_cases": _fact_cases(args.train_cases, args.val_cases)})
 
 
+#: flags that change what is trained (not --threads or --checkpoint-minutes, which only change how)
+_MODEL_FLAGS = tuple(f for f in FLAGS if f not in ("threads", "checkpoint_minutes"))
+
+
+def command_line(cfg: TrainConfig, out) -> str:
+    """The command that trains `cfg` into `out`: its corpus's recipe plus a flag for each field that
+    differs from it (config_from_args of its flags gives `cfg` back; tested)."""
+    base = TrainConfig(**RECIPES[cfg.corpus])
+    words = ["python -m editkit.teaching.train --out", shlex.quote(str(out))]
+    for f in _MODEL_FLAGS:
+        value = getattr(cfg, f)
+        if value != getattr(base, f):
+            words.append(f"--{f.replace('_', '-')} {value}")
+    if cfg.fact_cases != base.fact_cases:
+        cases = cfg.fact_cases or {}
+        words += [f"--train-cases {-1 if cases.get('train') is None else cases['train']}",
+                  f"--val-cases {-1 if cases.get('val') is None else cases['val']}"]
+    return " ".join(words)
+
+
 def _people_corpus(cfg: TrainConfig, data):
     from .corpus import load_wikipedia
     from .people import People, PeopleCorpus
@@ -628,7 +649,7 @@ def _write_final(out: Path, model, tok, cfg, state: TrainState, corpus, n_params
         "loss_history": state.loss_history,
         "device": str(device),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
-        "command": "python -m editkit.teaching.train --out " + str(out),
+        "command": command_line(cfg, out),
     }
     (out / "training.json").write_text(json.dumps(training, indent=1))
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 2**20

@@ -118,6 +118,24 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     assert cfg_of("--corpus", "counterfact", "--minutes", "2").minutes == 2
 
 
+@pytest.mark.parametrize("flags", [
+    [],
+    ["--wiki-fraction", "0.2", "--minutes", "0", "--max-steps", "50", "--n-embd", "64", "--n-head", "2"],
+    ["--corpus", "counterfact", "--train-cases", "-1", "--val-cases", "30"],
+    ["--corpus", "counterfact", "--dropout", "0.1", "--seed", "3"],
+])
+def test_the_recorded_command_trains_the_same_config(flags):
+    import shlex
+
+    from editkit.teaching.train import command_line, config_from_args, parser
+
+    cfg = config_from_args(parser().parse_args(["--out", "/tmp/a model", *flags]))
+    words = shlex.split(command_line(cfg, "/tmp/a model"))
+    assert words[:5] == ["python", "-m", "editkit.teaching.train", "--out", "/tmp/a model"]
+    assert config_from_args(parser().parse_args(words[3:])) == cfg
+    assert len(words) - 5 <= 2 * len(flags)  # only what differs from the recipe
+
+
 def test_the_trainer_builds_the_named_corpus(tmp_path):
     from editkit.teaching.train import TrainConfig, make_corpus
 
