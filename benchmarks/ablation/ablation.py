@@ -55,7 +55,7 @@ def _model(args):
 
 def tune(args) -> dict:
     model, tok = _model(args)
-    out = args.results or HERE / "tune.jsonl"
+    out = args.results
     chosen = {}
     for obj, strat in PAIRS:
         if obj not in args.objectives:
@@ -77,12 +77,10 @@ def tune(args) -> dict:
     tuned = HERE / "tuned.json"
     if set(args.objectives) != {o for o, _ in PAIRS} and tuned.exists():  # a part of the pairs: keep the others' choices
         chosen = {**json.loads(tuned.read_text()), **chosen}
-    tuned.write_text(json.dumps({p: chosen[p] for p in sorted(chosen, key=_pair_order)}, indent=1) + "\n")
+    names = [f"{o}+{s}" for o, s in PAIRS]  # PAIRS' order; a name of no pair goes last
+    tuned.write_text(json.dumps({p: chosen[p] for p in sorted(chosen, key=lambda p: names.index(p) if p in names else len(names))},
+                                indent=1) + "\n")
     return chosen
-
-
-def _pair_order(pair: str) -> int:
-    return [f"{o}+{s}" for o, s in PAIRS].index(pair) if pair in {f"{o}+{s}" for o, s in PAIRS} else len(PAIRS)
 
 
 def _points(records) -> list[str]:
@@ -123,7 +121,7 @@ def run(args) -> None:
 def report(args) -> None:
     model, _ = _model(args)
     ident = model_identity(model)  # only this model's runs (the file may hold runs of an older one)
-    records = [r for r in read_run_records(HERE / "results.jsonl") if r.get("kind") == "run" and r["model_identity"] == ident]
+    records = [r for r in read_run_records(args.results) if r.get("kind") == "run" and r["model_identity"] == ident]
     plot(records, HERE / "plots")
     (HERE / "table.md").write_text(markdown_table(records) + "\n")
     print(markdown_table(records))
@@ -154,8 +152,7 @@ def main(argv=None) -> None:
     args.batch_sizes = [int(x) for x in args.batch_sizes.split(",")]
     args.tune_batch_sizes = [int(x) for x in args.tune_batch_sizes.split(",")]
     args.objectives = args.objectives.split(",")
-    if args.stage == "run":
-        args.results = args.results or HERE / "results.jsonl"
+    args.results = args.results or HERE / ("tune.jsonl" if args.stage == "tune" else "results.jsonl")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     {"tune": tune, "run": run, "report": report}[args.stage](args)
 
