@@ -61,6 +61,7 @@ import platform
 import shlex
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -89,6 +90,8 @@ class TrainConfig:
     tokenizer_wiki_chars: int = 2_000_000  # Wikipedia characters the BPE is trained on besides the documents (0: documents only)
     tokenizer_doc_passes: int = 100  # passes over the documents in the BPE's text (more: their words weigh more against Wikipedia's)
     dropout: float = 0.1  # resid, embedding and attention dropout (GPT-2's own)
+    mlp_drop: float = 0.0  # in training, each row skips block `mlp_drop_layer`'s MLP with this probability
+    mlp_drop_layer: int = 0  # (so a later MLP must learn the facts too: see mlp_layer_drop)
     # data
     corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
     people: int = 1000  # corpus "people": how many people,
@@ -448,6 +451,35 @@ class ThreadTuner:
             torch.set_num_threads(self.probing)
 
 
+@contextmanager
+def mlp_layer_drop(model, layer: int, p: float):
+    """While inside, in training mode, each row of a forward pass skips block `layer`'s MLP with
+    probability p: the MLP's output is multiplied by m ~ Bernoulli(1 - p), one m per row, shape
+    (b, 1, 1), and not rescaled, so a kept MLP acts exactly as at inference (LayerDrop, Fan et al.
+    2019, on one sublayer). Draws from torch's global RNG (seeded, saved in checkpoints). p = 0: no
+    hook. The hook is removed on exit."""
+    if not p:
+        yield
+        return
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"mlp_drop {p}: give a probability in [0, 1)")
+    blocks = model.transformer.h
+    if not 0 <= layer < len(blocks):
+        raise ValueError(f"mlp_drop_layer {layer}: the model has blocks 0..{len(blocks) - 1}")
+
+    def hook(module, inputs, output):
+        if not module.training:
+            return output
+        keep = (torch.rand(output.shape[0], 1, 1, device=output.device) >= p).to(output.dtype)
+        return output * keep
+
+    handle = blocks[layer].mlp.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _loss(model, batch, device, wiki_weight: float) -> tuple[torch.Tensor, float, float]:
     """Mean fact cross-entropy + wiki_weight * mean wiki cross-entropy over the batch's parts,
     logits computed only where there is a label."""
@@ -514,7 +546,17 @@ def train(args) -> Path:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
     model.train()
-    bar = tqdm(total=100, unit="%", disable=args.no_progress, desc="train", initial=int(100 * progress_of(cfg, state)))
+    with mlp_layer_drop(model, cfg.mlp_drop_layer, cfg.mlp_drop):
+        _loop(model, opt, stream, tuner, autocast, device, cfg, state, ckpt, args.no_progress)
+    save_checkpoint(ckpt, model, opt, cfg, state)  # a kill during the final save can still resume
+    _write_final(out, model, tok, cfg, state, corpus, n_params, time.time() - wall0, device)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: TrainState, ckpt: Path, no_progress: bool) -> None:
+    """Train until the budget is spent, checkpointing every cfg.checkpoint_minutes."""
+    bar = tqdm(total=100, unit="%", disable=no_progress, desc="train", initial=int(100 * progress_of(cfg, state)))
     last_ckpt = time.time()
     window: list[tuple[float, float]] = []
     log_every = 25
@@ -554,16 +596,12 @@ def train(args) -> Path:
             save_checkpoint(ckpt, model, opt, cfg, state)
             last_ckpt = time.time()
     bar.close()
-    save_checkpoint(ckpt, model, opt, cfg, state)  # a kill during the final save can still resume
-    _write_final(out, model, tok, cfg, state, corpus, n_params, time.time() - wall0, device)
-    shutil.rmtree(ckpt, ignore_errors=True)
-    return out
 
 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
-         "dropout", "threads", "checkpoint_minutes")
+         "dropout", "mlp_drop", "mlp_drop_layer", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -682,6 +720,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--attributes", type=int, default=d.attributes, help="--corpus people: attributes per person")
     ap.add_argument("--phrasings", type=int, default=d.phrasings, help="--corpus people: train phrasings per relation")
     ap.add_argument("--dropout", type=float, default=None, help=f"resid/embedding/attention dropout (default {d.dropout:g}, counterfact 0)")
+    ap.add_argument("--mlp-drop", type=float, default=None,
+                    help=f"in training, each row skips one block's MLP with this probability (default {d.mlp_drop:g})")
+    ap.add_argument("--mlp-drop-layer", type=int, default=None, help=f"the block whose MLP --mlp-drop skips (default {d.mlp_drop_layer})")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=None, help=f"width (default {d.n_embd}, counterfact 128)")
     ap.add_argument("--n-head", type=int, default=None, help=f"attention heads (default {d.n_head}, counterfact 4)")

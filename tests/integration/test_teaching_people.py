@@ -123,6 +123,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--wiki-fraction", "0.2", "--minutes", "0", "--max-steps", "50", "--n-embd", "64", "--n-head", "2"],
     ["--corpus", "counterfact", "--train-cases", "-1", "--val-cases", "30"],
     ["--corpus", "counterfact", "--dropout", "0.1", "--seed", "3"],
+    ["--mlp-drop", "0.25", "--mlp-drop-layer", "1"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
     import shlex
@@ -134,6 +135,48 @@ def test_the_recorded_command_trains_the_same_config(flags):
     assert words[:5] == ["python", "-m", "editkit.teaching.train", "--out", "/tmp/a model"]
     assert config_from_args(parser().parse_args(words[3:])) == cfg
     assert len(words) - 5 <= 2 * len(flags)  # only what differs from the recipe
+
+
+def test_mlp_layer_drop_skips_one_mlp_per_row_in_training_only():
+    """Inside mlp_layer_drop, a training forward pass gives each row either the plain model's output
+    or that of the model whose block-`layer` MLP outputs zero; eval mode and the model after exit
+    are the plain model, bit for bit."""
+    from models import tiny
+
+    from editkit.teaching.train import mlp_layer_drop
+
+    model = tiny("gpt2")
+    model.config.resid_pdrop = model.config.embd_pdrop = model.config.attn_pdrop = 0.0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ids = torch.randint(0, model.config.vocab_size, (64, 7))
+    model.eval()
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        mlp = model.transformer.h[1].mlp
+        handle = mlp.register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
+        skipped = model(input_ids=ids).logits
+        handle.remove()
+        assert not torch.allclose(plain, skipped)
+        with mlp_layer_drop(model, 1, 0.5):
+            assert torch.equal(model(input_ids=ids).logits, plain)  # eval: no drop
+            model.train()
+            torch.manual_seed(0)
+            dropped = model(input_ids=ids).logits
+            model.eval()
+        as_plain = torch.isclose(dropped, plain, atol=1e-6).flatten(1).all(1)
+        as_skipped = torch.isclose(dropped, skipped, atol=1e-6).flatten(1).all(1)
+        assert (as_plain ^ as_skipped).all()  # every row is one or the other
+        assert 16 < int(as_skipped.sum()) < 48  # about half of 64
+        model.train()
+        assert torch.equal(model(input_ids=ids).logits, plain)  # the hook is gone
+    with pytest.raises(ValueError, match="blocks 0"):
+        with mlp_layer_drop(model, 9, 0.5):
+            pass
+    with pytest.raises(ValueError, match="probability"):
+        with mlp_layer_drop(model, 0, 1.0):
+            pass
 
 
 def test_the_trainer_builds_the_named_corpus(tmp_path):
