@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", help="comma-separated, e.g. 1,16,64")
     p.add_argument("--grid", action="append", metavar="K=V1,V2", help="a swept hyperparameter (objective.key for one objective)")
     p.add_argument("--generation", action="store_true")
+    p.add_argument("--rows", action="store_true", help="also store each run's per-request rows (for bootstrap intervals)")
     p.add_argument("--out", default="sweep.jsonl", help="JSONL results (appended; done runs skipped)")
     p.add_argument("--plots", metavar="DIR", help="write PNG plots here")
     p.add_argument("--table", metavar="MD", help="write the markdown table here")
@@ -362,6 +363,8 @@ def sweep_spec(args):
     d["grid"] = {**d.get("grid", {}), **parse_grid(args.grid)}
     if args.generation:
         d["generation"] = True
+    if args.rows:
+        d["keep_rows"] = True
     if args.no_shipped_hparams:
         d["shipped_defaults"] = False
     if args.seed or "seed" not in d:

@@ -84,6 +84,7 @@ class SweepSpec(BaseModel):
     eval_batch_size: int = Field(64, ge=1)
     shipped_defaults: bool = True  # start from the model's hparams.json (Editor.for_model) when it has one
     reuse_targets: bool = False  # share target values between runs that edit the same batch (see TargetCache)
+    keep_rows: bool = False  # also store each run's per-request metric rows (for intervals; not part of a run's hash)
 
     @field_validator("objectives")
     @classmethod
@@ -334,6 +335,8 @@ class Sweeper:
             "targets_reused": self._targets.hits - hits0,  # batches whose targets came from an earlier run
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        if self.spec.keep_rows:
+            record["rows"] = rows
         return _nan_to_none(record)
 
     # ------------------------------------------------------------ the grid

@@ -78,6 +78,12 @@ def test_sweep_runs_resumes_and_reproduces(tok, fast, tmp_path):
     sw = Sweeper(spec, tmp_path / "other.jsonl", model, tok, progress=False)
     again = sw.run_one(spec.runs()[0])
     assert again["hash"] == r["hash"] and again["metrics"] == r["metrics"] and again["edit"] == r["edit"]
+    # keep_rows stores the per-request rows the metrics are the means of, under the same hash
+    from editkit.evaluation.counterfact import summarise
+
+    kept = Sweeper(spec.model_copy(update={"keep_rows": True}), tmp_path / "rows.jsonl", model, tok, progress=False).run_one(spec.runs()[1])
+    assert kept["hash"] == records[1]["hash"] and "rows" not in records[1] and len(kept["rows"]) == 2
+    assert summarise(kept["rows"]) == pytest.approx(kept["metrics"]) and kept["metrics"] == records[1]["metrics"]
     # a changed hyperparameter is a new run
     spec2 = spec.model_copy(update={"fixed": {**spec.fixed, "alpha": 0.5}, "batch_sizes": [2]})
     mine = run_sweep(spec2, out, model, tok, progress=False)
