@@ -1,0 +1,44 @@
+"""benchmarks/ablation/intervals.py: bootstrap intervals over a run's per-request rows."""
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from editkit.evaluation.counterfact import harmonic_mean, summarise
+
+PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ablation" / "intervals.py"
+
+
+@pytest.fixture(scope="module")
+def intervals():
+    spec = importlib.util.spec_from_file_location("bench_intervals", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def rows(n, seed):
+    rng = random.Random(seed)
+    return [{"case_id": i, "efficacy_success": float(rng.random() < 0.95), "paraphrase_success": rng.choice([0.0, 0.5, 1.0]),
+             "neighborhood_success": rng.choice([0.8, 0.9, 1.0])} for i in range(n)]
+
+
+def test_point_is_the_runs_metric_and_the_interval_holds_it(intervals):
+    rs = rows(300, 1)
+    b = intervals.bootstrap(rs, samples=500, seed=0)
+    point = summarise(rs)
+    for k, (v, lo, hi) in b.items():
+        assert v == pytest.approx(point[k]) and lo <= v <= hi and 0 <= lo < hi <= 1
+    means = [point[k] for k in ("efficacy_success", "paraphrase_success", "neighborhood_success")]
+    assert b["score"][0] == pytest.approx(harmonic_mean(means))
+
+
+def test_more_requests_narrow_the_interval_and_constant_rows_have_none(intervals):
+    width = lambda rs: (lambda v: v[2] - v[1])(intervals.bootstrap(rs, samples=400, seed=0)["score"])  # noqa: E731
+    assert width(rows(1600, 2)) < 0.7 * width(rows(100, 2))
+    same = [dict(rows(1, 3)[0], case_id=i) for i in range(50)]
+    assert all(lo == pytest.approx(v, abs=1e-12) == hi for v, lo, hi in intervals.bootstrap(same, samples=100, seed=0).values())
