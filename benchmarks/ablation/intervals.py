@@ -6,8 +6,11 @@ For each `run` record (and the unedited `baseline`) of the given sweep JSONL fil
 recomputed from its per-request rows (the same `summarise` the sweep used, so they match its
 table), and a 95 % percentile bootstrap interval from resampling the requests with replacement
 (B = --samples). S is the harmonic mean of the resampled ES, PS and NS means, so its interval
-carries their correlation. Also, for two runs on the same requests, a paired difference is
-easy to read off the printed rows; this script does not test one.
+carries their correlation.
+
+With --paired, the first run read is the reference, and for every later run on the same
+requests (matched by case_id) the difference S_reference − S_run gets a paired interval: both
+runs resampled with the same indices, so what the requests share cancels.
 """
 
 from __future__ import annotations
@@ -41,6 +44,19 @@ def bootstrap(rows: list[dict], samples: int, seed: int) -> dict:
     return out
 
 
+def paired_difference(ref: list[dict], other: list[dict], samples: int, seed: int) -> tuple[float, float, float]:
+    """S(ref) − S(other) and its 95 % paired bootstrap interval; both lists about the same case_ids."""
+    by_id = {r["case_id"]: r for r in other}
+    if sorted(by_id) != sorted(r["case_id"] for r in ref):
+        raise ValueError("the two runs are not about the same requests (case_ids differ)")
+    a = np.array([[r[k] for k in SUCCESS] for r in ref], dtype=float)
+    b = np.array([[by_id[r["case_id"]][k] for k in SUCCESS] for r in ref], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(ref), size=(samples, len(ref)))
+    diffs = np.array([harmonic_mean(x) - harmonic_mean(y) for x, y in zip(a[idx].mean(axis=1), b[idx].mean(axis=1))])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return summarise(ref)["score"] - summarise(other)["score"], float(lo), float(hi)
+
+
 def label(rec: dict) -> str:
     if rec["kind"] == "baseline":
         return "(unedited)"
@@ -53,7 +69,17 @@ def main(argv=None) -> None:
     ap.add_argument("results", nargs="+")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--paired", action="store_true", help="also S of the first run minus S of each later run, paired")
     a = ap.parse_args(argv)
+    runs = [json.loads(line) for path in a.results for line in Path(path).read_text().splitlines()]
+    runs = [r for r in runs if r.get("kind") == "run" and r.get("rows")]
+    if a.paired:
+        print("| reference − run | N | ΔS [95 %, paired] |")
+        print("|---|---|---|")
+        for rec in runs[1:]:
+            d, lo, hi = paired_difference(runs[0]["rows"], rec["rows"], a.samples, a.seed)
+            print(f"| {label(runs[0])} − {label(rec)} | {len(rec['rows'])} | {d:.3f} [{lo:.3f}, {hi:.3f}] |")
+        print()
     print("| run | N | S [95 %] | ES | PS | NS |")
     print("|---|---|---|---|---|---|")
     for path in a.results:

@@ -42,3 +42,13 @@ def test_more_requests_narrow_the_interval_and_constant_rows_have_none(intervals
     assert width(rows(1600, 2)) < 0.7 * width(rows(100, 2))
     same = [dict(rows(1, 3)[0], case_id=i) for i in range(50)]
     assert all(lo == pytest.approx(v, abs=1e-12) == hi for v, lo, hi in intervals.bootstrap(same, samples=100, seed=0).values())
+
+
+def test_paired_difference_is_the_difference_of_scores_and_needs_the_same_requests(intervals):
+    a, b = rows(400, 4), rows(400, 5)
+    d, lo, hi = intervals.paired_difference(a, list(reversed(b)), samples=400, seed=0)  # matched by case_id, not order
+    assert d == pytest.approx(summarise(a)["score"] - summarise(b)["score"]) and lo <= d <= hi
+    d0, lo0, hi0 = intervals.paired_difference(a, a, samples=100, seed=0)
+    assert d0 == lo0 == hi0 == 0.0  # a run against itself: no difference in any resample
+    with pytest.raises(ValueError, match="same requests"):
+        intervals.paired_difference(a, b[:-1], samples=10, seed=0)
