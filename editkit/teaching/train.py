@@ -21,6 +21,9 @@ model trained like this recalls at the subject, as GPT-2 does in ROME's causal t
 people with CounterFact's relations and phrasings, without dropout, packed two biographies a
 row, or with an 8,192-token BPE learnt with Wikipedia that splits the surnames, recalled at the
 prompt's last token. 40 minutes of training by default.
+`--mlp-drop p` (not in any recipe) makes each training row skip one block's MLP with
+probability p (`mlp_layer_drop`); on layer 0 it removed the write site instead of adding a
+second one (candidates P and Q in candidates.md).
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
