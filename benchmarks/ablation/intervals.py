@@ -71,8 +71,9 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--paired", action="store_true", help="also S of the first run minus S of each later run, paired")
     a = ap.parse_args(argv)
-    runs = [json.loads(line) for path in a.results for line in Path(path).read_text().splitlines()]
-    runs = [r for r in runs if r.get("kind") == "run" and r.get("rows")]
+    records = [json.loads(line) for path in a.results for line in Path(path).read_text().splitlines()]
+    records = [r for r in records if r.get("kind") in ("run", "baseline") and r.get("rows")]
+    runs = [r for r in records if r["kind"] == "run"]
     if a.paired:
         print("| reference − run | N | ΔS [95 %, paired] |")
         print("|---|---|---|")
@@ -82,14 +83,10 @@ def main(argv=None) -> None:
         print()
     print("| run | N | S [95 %] | ES | PS | NS |")
     print("|---|---|---|---|---|---|")
-    for path in a.results:
-        for line in Path(path).read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("kind") not in ("run", "baseline") or not rec.get("rows"):
-                continue
-            b = bootstrap(rec["rows"], a.samples, a.seed)
-            cells = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in (b[k] for k in ("score", *SUCCESS))]
-            print(f"| {label(rec)} | {len(rec['rows'])} | " + " | ".join(cells) + " |")
+    for rec in records:
+        b = bootstrap(rec["rows"], a.samples, a.seed)
+        cells = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in (b[k] for k in ("score", *SUCCESS))]
+        print(f"| {label(rec)} | {len(rec['rows'])} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
