@@ -27,9 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from editkit.evaluation.counterfact import SUCCESS, harmonic_mean, summarise  # noqa: E402
 
 
+def successes(rows: list[dict]) -> np.ndarray:
+    """(n, 3): each request's ES, PS, NS."""
+    return np.array([[r[k] for k in SUCCESS] for r in rows], dtype=float)
+
+
 def bootstrap(rows: list[dict], samples: int, seed: int) -> dict:
     """{metric: (value, low, high)} for ES, PS, NS and S over the rows (one row per request)."""
-    x = np.array([[r[k] for k in SUCCESS] for r in rows], dtype=float)  # (n, 3)
+    x = successes(rows)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(rows), size=(samples, len(rows)))
     means = x[idx].mean(axis=1)  # (B, 3)
@@ -49,8 +54,8 @@ def paired_difference(ref: list[dict], other: list[dict], samples: int, seed: in
     by_id = {r["case_id"]: r for r in other}
     if sorted(by_id) != sorted(r["case_id"] for r in ref):
         raise ValueError("the two runs are not about the same requests (case_ids differ)")
-    a = np.array([[r[k] for k in SUCCESS] for r in ref], dtype=float)
-    b = np.array([[by_id[r["case_id"]][k] for k in SUCCESS] for r in ref], dtype=float)
+    a = successes(ref)
+    b = successes([by_id[r["case_id"]] for r in ref])
     idx = np.random.default_rng(seed).integers(0, len(ref), size=(samples, len(ref)))
     diffs = np.array([harmonic_mean(x) - harmonic_mean(y) for x, y in zip(a[idx].mean(axis=1), b[idx].mean(axis=1))])
     lo, hi = np.percentile(diffs, [2.5, 97.5])
