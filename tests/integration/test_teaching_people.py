@@ -146,8 +146,7 @@ def test_mlp_layer_drop_skips_one_mlp_per_row_in_training_only():
     from editkit.teaching.train import mlp_layer_drop
 
     model = tiny("gpt2")
-    model.config.resid_pdrop = model.config.embd_pdrop = model.config.attn_pdrop = 0.0
-    for m in model.modules():
+    for m in model.modules():  # no dropout, so that train mode differs from eval only by the hook
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     ids = torch.randint(0, model.config.vocab_size, (64, 7))
