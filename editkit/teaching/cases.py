@@ -39,7 +39,8 @@ def people_of(model_dir: Path) -> People:
     s = json.loads((Path(model_dir) / "splits.json").read_text())
     if s.get("kind") != "people":
         raise ValueError(f"{model_dir}/splits.json describes a {s.get('kind', 'counterfact')!r} corpus, not invented people")
-    return People(seed=s["seed"], n=s["people"], attributes=s["attributes"], phrasings=len(s["relations"][0]["train"]))
+    return People(seed=s["seed"], n=s["people"], attributes=s["attributes"], phrasings=len(s["relations"][0]["train"]),
+                  name_pool=s.get("name_pool", 0))
 
 
 def known_records(model, tok, records: list[dict], batch_size: int = 64) -> list[dict]:

@@ -17,6 +17,7 @@ read like the real ones. Everything is a pure function of the seed.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class People:
     n: int = 1000
     attributes: int = 5
     phrasings: int = 3  # train phrasings used per relation (the first ones of RELATIONS)
+    name_pool: int = 0  # 0: every name drawn afresh; k: first and last names from k of each, shared
     persons: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -81,7 +83,7 @@ class People:
         if not 1 <= self.phrasings <= min(len(p) for p, _, _ in RELATIONS.values()):
             raise ValueError(f"phrasings={self.phrasings}: each relation has {min(len(p) for p, _, _ in RELATIONS.values())}")
         if not self.persons:
-            self.persons = invent(self.n, self.attributes, self.seed)
+            self.persons = invent(self.n, self.attributes, self.seed, self.name_pool)
 
     def train_phrasings(self, relation: str) -> list[str]:
         return RELATIONS[relation][0][: self.phrasings]
@@ -108,11 +110,22 @@ class People:
         return [self.biography(self.persons[i], rng) for i in order]
 
 
-def invent(n: int, attributes: int, seed: int) -> list[dict]:
+def invent(n: int, attributes: int, seed: int, name_pool: int = 0) -> list[dict]:
     """n people: distinct names of a 2-syllable first and a 3-syllable last name, and one uniformly
-    drawn object for each of `attributes` relations (all of them, or a random subset per person)."""
+    drawn object for each of `attributes` relations (all of them, or a random subset per person).
+
+    name_pool = k > 0 draws k first and k last names once and builds every name from them, so each
+    first and each last name is shared by about n / k people and only the pair tells a person (a
+    model must then combine the name's tokens to recall, as with real multi-token names)."""
     rng = random.Random(f"{seed}-invent")
     names: set[str] = set()
+    if name_pool:
+        if name_pool * name_pool < 2 * n:
+            raise ValueError(f"name_pool={name_pool} gives {name_pool ** 2} names for n={n} people: "
+                             f"use name_pool >= {math.ceil(math.sqrt(2 * n))} (or 0: no shared names)")
+        pools = [sorted(_distinct(rng, name_pool, k)) for k in (2, 3)]
+        while len(names) < n:
+            names.add(f"{rng.choice(pools[0])} {rng.choice(pools[1])}")
     while len(names) < n:
         first = "".join(rng.choice(SYLLABLES) for _ in range(2)).capitalize()
         last = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
@@ -122,6 +135,14 @@ def invent(n: int, attributes: int, seed: int) -> list[dict]:
     for name in sorted(names):
         chosen = rels if attributes == len(rels) else rng.sample(rels, attributes)
         out.append({"name": name, "facts": {r: rng.choice(RELATIONS[r][2]) for r in chosen}})
+    return out
+
+
+def _distinct(rng: random.Random, k: int, syllables: int) -> set[str]:
+    """k distinct capitalised words of `syllables` syllables each."""
+    out: set[str] = set()
+    while len(out) < k:
+        out.add("".join(rng.choice(SYLLABLES) for _ in range(syllables)).capitalize())
     return out
 
 
@@ -182,7 +203,8 @@ def key_statistics_documents(people: People, wiki, passes: int = 5) -> Iterator[
     biographies of *another* population (the same size, relations and phrasings, seed + 1: the
     same kind of text, none of the people an edit is about), then the Wikipedia articles `wiki`
     (an iterable; read lazily, as far as C0 needs)."""
-    other = People(seed=people.seed + 1, n=people.n, attributes=people.attributes, phrasings=people.phrasings)
+    other = People(seed=people.seed + 1, n=people.n, attributes=people.attributes, phrasings=people.phrasings,
+                   name_pool=people.name_pool)
     names = {p["name"] for p in people.persons}
     other.persons = [p for p in other.persons if p["name"] not in names]  # a rare shared name: dropped
     for epoch in range(passes):
@@ -226,6 +248,7 @@ class PeopleCorpus:
             "people": p.n,
             "attributes": p.attributes,
             "phrasings": p.phrasings,
+            "name_pool": p.name_pool,
             "how": "editkit.teaching.people: invented people, biographies in train phrasings; held-out phrasings never trained",
             "relations": [{"id": r, "train": p.train_phrasings(r), "held_out": p.held_out_phrasings(r), "objects": RELATIONS[r][2]}
                           for r in RELATIONS],

@@ -100,6 +100,7 @@ class TrainConfig:
     people: int = 1000  # corpus "people": how many people,
     attributes: int = 5  # … attributes each,
     phrasings: int = 3  # … train phrasings per relation
+    name_pool: int = 0  # … names from this many first and last names (0: each name drawn afresh)
     batch_size: int = 18
     wiki_fraction: float = 0.33334  # of all rows, this fraction is Wikipedia text (evenly spread): 6 rows in 18
     wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
@@ -604,7 +605,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
-         "dropout", "mlp_drop", "mlp_drop_layer", "threads", "checkpoint_minutes")
+         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -639,7 +640,7 @@ def _people_corpus(cfg: TrainConfig, data):
     from .corpus import load_wikipedia
     from .people import People, PeopleCorpus
 
-    return PeopleCorpus(People(cfg.seed, cfg.people, cfg.attributes, cfg.phrasings), load_wikipedia(data, max_chars=cfg.wiki_chars))
+    return PeopleCorpus(People(cfg.seed, cfg.people, cfg.attributes, cfg.phrasings, cfg.name_pool), load_wikipedia(data, max_chars=cfg.wiki_chars))
 
 
 #: --corpus name → its builder (cfg, data folder) → corpus
@@ -722,6 +723,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--people", type=int, default=d.people, help="--corpus people: how many people")
     ap.add_argument("--attributes", type=int, default=d.attributes, help="--corpus people: attributes per person")
     ap.add_argument("--phrasings", type=int, default=d.phrasings, help="--corpus people: train phrasings per relation")
+    ap.add_argument("--name-pool", type=int, default=None,
+                    help="--corpus people: build names from this many first and this many last names (default 0: no shared names)")
     ap.add_argument("--dropout", type=float, default=None, help=f"resid/embedding/attention dropout (default {d.dropout:g}, counterfact 0)")
     ap.add_argument("--mlp-drop", type=float, default=None,
                     help=f"in training, each row skips one block's MLP with this probability (default {d.mlp_drop:g})")

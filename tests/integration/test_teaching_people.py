@@ -26,6 +26,22 @@ def test_population_is_seeded_and_complete(people):
         People(n=2, attributes=9)
 
 
+def test_a_name_pool_shares_first_and_last_names_between_people():
+    """name_pool = k: every name is one of k first names and one of k last names, each word shared
+    by several people, no two people share both; pool 0 draws each name afresh (no shared words)."""
+    pooled = People(seed=3, n=200, attributes=2, name_pool=20)
+    assert pooled.persons == People(seed=3, n=200, attributes=2, name_pool=20).persons
+    names = [p["name"] for p in pooled.persons]
+    firsts, lasts = {n.split()[0] for n in names}, {n.split()[1] for n in names}
+    assert len(set(names)) == 200 and len(firsts) <= 20 and len(lasts) <= 20
+    assert all(len(n.split()) == 2 for n in names)
+    assert min(sum(n.split()[1] == last for n in names) for last in lasts) >= 2  # every last name shared
+    fresh = [p["name"].split()[1] for p in People(seed=3, n=200, attributes=2).persons]
+    assert len(set(fresh)) > 190  # without a pool nearly every last name is its own
+    with pytest.raises(ValueError, match="name_pool >= 20"):
+        People(n=200, name_pool=19)
+
+
 def test_a_biography_tells_each_fact_once_in_a_train_phrasing(people):
     rng = random.Random(0)
     for p in people.persons[:20]:
@@ -124,6 +140,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--corpus", "counterfact", "--train-cases", "-1", "--val-cases", "30"],
     ["--corpus", "counterfact", "--dropout", "0.1", "--seed", "3"],
     ["--mlp-drop", "0.25", "--mlp-drop-layer", "1"],
+    ["--name-pool", "48"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
     import shlex
@@ -198,7 +215,7 @@ def people_model_folder(tmp_path_factory):
     model, tok = tiny("gpt2"), tokenizer()
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
-    corpus = PeopleCorpus(People(seed=5, n=40, attributes=5, phrasings=3), [])
+    corpus = PeopleCorpus(People(seed=5, n=40, attributes=5, phrasings=3, name_pool=9), [])
     (folder / "splits.json").write_text(__import__("json").dumps(corpus.splits_json()))
     return folder, model, tok, corpus.people
 
