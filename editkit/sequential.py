@@ -203,8 +203,11 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
     editor.prepare(model, tok)  # templates and C0 from the unedited model, as in an uninterrupted run
     for t in done:  # resume: the saved edits, in order, onto the unedited model
         Edit.load(out / "edits" / str(t)).apply(model)
+    kept = [r for r in records if r["batches"] <= len(done)]  # a checkpoint past the saved edits is stale
+    if kept != records:
+        rec_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    records = kept
     seconds = records[-1]["edit_seconds"] if records else 0.0
-    records = [r for r in records if r["batches"] <= len(done)]
 
     def checkpoint(t: int) -> dict:
         upto = t * spec.batch_size

@@ -65,6 +65,30 @@ def test_an_interrupted_run_resumes_to_the_same_records(tmp_path):
         run_sequential(SequentialSpec(**{**SPEC, "batch_size": 3}), tmp_path / "b", model, tok, progress=False)
 
 
+@pytest.mark.parametrize("lost", ["edits/1", "edits"])
+def test_a_resume_drops_checkpoints_past_the_saved_edits(tmp_path, monkeypatch, lost):
+    """The records of batches whose edits are gone are dropped from records.jsonl, and the edit
+    time restarts from the last kept checkpoint (each edit here takes one tick of a fake clock)."""
+    import itertools
+    import json
+    import shutil
+    from types import SimpleNamespace
+
+    import editkit.sequential as seq
+
+    ticks = itertools.count()
+    monkeypatch.setattr(seq, "time", SimpleNamespace(perf_counter=lambda: float(next(ticks))))  # only run_sequential's clock
+    model, tok = _fresh()
+    full = run_sequential(SequentialSpec(**SPEC), tmp_path / "a", model, tok, progress=False)
+    assert [r["edit_seconds"] for r in full] == [0, 1, 2]
+    shutil.rmtree(tmp_path / "a" / lost)
+    model, tok = _fresh()
+    resumed = run_sequential(SequentialSpec(**SPEC), tmp_path / "a", model, tok, progress=False)
+    assert [r["batches"] for r in resumed] == [0, 1, 2] and [r["edit_seconds"] for r in resumed] == [0, 1, 2]
+    lines = (tmp_path / "a" / "records.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == resumed  # the file holds each checkpoint once
+
+
 def test_too_few_known_cases_is_named(tmp_path):
     model, tok = _fresh()
     with pytest.raises(ValueError, match="cases the model knows"):
