@@ -120,6 +120,9 @@ def invent(n: int, attributes: int, seed: int, name_pool: int = 0) -> list[dict]
     rng = random.Random(f"{seed}-invent")
     names: set[str] = set()
     if name_pool:
+        if name_pool > len(SYLLABLES) ** 2:
+            raise ValueError(f"name_pool={name_pool}: there are only {len(SYLLABLES) ** 2} two-syllable first names; "
+                             "use a smaller pool (or 0: no shared names)")
         if name_pool * name_pool < 2 * n:
             raise ValueError(f"name_pool={name_pool} gives {name_pool ** 2} names for n={n} people: "
                              f"use name_pool >= {math.ceil(math.sqrt(2 * n))} (or 0: no shared names)")

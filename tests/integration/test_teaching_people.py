@@ -40,6 +40,8 @@ def test_a_name_pool_shares_first_and_last_names_between_people():
     assert len(set(fresh)) > 190  # without a pool nearly every last name is its own
     with pytest.raises(ValueError, match="name_pool >= 20"):
         People(n=200, name_pool=19)
+    with pytest.raises(ValueError, match="only 900 two-syllable"):
+        People(n=200, name_pool=901)
 
 
 def test_a_biography_tells_each_fact_once_in_a_train_phrasing(people):

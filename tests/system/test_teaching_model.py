@@ -57,8 +57,8 @@ def test_knows_a_sample_of_its_facts_and_not_those_of_strangers(teach):
     model, tok = teach
     own = people_knowledge(model, tok, people_of(FOLDER), n=150, seed=7)
     p = people_of(FOLDER)
-    strangers = people_knowledge(model, tok, People(seed=p.seed + 99, n=200, attributes=p.attributes, phrasings=p.phrasings,
-                                                            name_pool=p.name_pool), n=150, seed=7)
+    others = People(seed=p.seed + 99, n=200, attributes=p.attributes, phrasings=p.phrasings, name_pool=p.name_pool)
+    strangers = people_knowledge(model, tok, others, n=150, seed=7)
     assert own["all_train"]["pairwise"] >= 0.9
     assert strangers["all_train"]["pairwise"] < 0.7
 
