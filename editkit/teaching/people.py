@@ -130,9 +130,8 @@ def invent(n: int, attributes: int, seed: int, name_pool: int = 0) -> list[dict]
         while len(names) < n:
             names.add(f"{rng.choice(pools[0])} {rng.choice(pools[1])}")
     while len(names) < n:
-        first = "".join(rng.choice(SYLLABLES) for _ in range(2)).capitalize()
-        last = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
-        names.add(f"{first} {last}")
+        first = _word(rng, 2)
+        names.add(f"{first} {_word(rng, 3)}")
     rels = list(RELATIONS)
     out = []
     for name in sorted(names):
@@ -141,11 +140,16 @@ def invent(n: int, attributes: int, seed: int, name_pool: int = 0) -> list[dict]
     return out
 
 
+def _word(rng: random.Random, syllables: int) -> str:
+    """A capitalised word of `syllables` random syllables."""
+    return "".join(rng.choice(SYLLABLES) for _ in range(syllables)).capitalize()
+
+
 def _distinct(rng: random.Random, k: int, syllables: int) -> set[str]:
-    """k distinct capitalised words of `syllables` syllables each."""
+    """k distinct words of `syllables` syllables each."""
     out: set[str] = set()
     while len(out) < k:
-        out.add("".join(rng.choice(SYLLABLES) for _ in range(syllables)).capitalize())
+        out.add(_word(rng, syllables))
     return out
 
 
