@@ -1,6 +1,7 @@
 """JSON-lines files that runs append to and resume from (sweeps, sequential runs, benchmarks).
 
     append_line(path, record)   one record, one line, the folder made if needed
+    write_lines(path, records)  the file replaced by these records, one a line
     emit(record, path)          a benchmark's result: printed, and appended when a path is given
     read_lines(path)            every record; a line that does not parse (a run killed mid-write)
                                 is skipped with a warning, so a run can always resume
@@ -21,6 +22,10 @@ def append_line(path: str | Path, record: dict, default: Callable[[Any], Any] | 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps(record, default=default) + "\n")
+
+
+def write_lines(path: str | Path, records: list[dict]) -> None:
+    Path(path).write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def emit(record: dict, path: str | Path | None = None) -> None:

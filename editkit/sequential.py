@@ -39,7 +39,7 @@ from .edit import Edit
 from .editor import EditDidNotTakeError
 from .evaluation import load
 from .evaluation.datasets import default_dataset
-from .jsonl import append_line, read_lines
+from .jsonl import append_line, read_lines, write_lines
 from .linalg import NonFiniteError
 from .objectives import OBJECTIVES
 from .requests import EditRequest
@@ -205,7 +205,7 @@ def run_sequential(spec: SequentialSpec, out: str | Path, model=None, tok=None, 
         Edit.load(out / "edits" / str(t)).apply(model)
     kept = [r for r in records if r["batches"] <= len(done)]  # a checkpoint past the saved edits is stale
     if kept != records:
-        rec_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        write_lines(rec_path, kept)
     records = kept
     seconds = records[-1]["edit_seconds"] if records else 0.0
 
