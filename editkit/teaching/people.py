@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: relation: (train phrasings, held-out phrasings, objects). The first three train phrasings are
 #: the probes' (`benchmarks/teaching/probe_bios.py`); `phrasings` chooses how many are used.
@@ -85,6 +85,10 @@ class People:
         if not self.persons:
             self.persons = invent(self.n, self.attributes, self.seed, self.name_pool)
 
+    def like(self, seed: int, **changes) -> People:
+        """Another population of the same kind (size, attributes, phrasings, names; but `changes`), drawn from `seed`."""
+        return replace(self, seed=seed, persons=[], **changes)
+
     def train_phrasings(self, relation: str) -> list[str]:
         return RELATIONS[relation][0][: self.phrasings]
 
@@ -130,8 +134,7 @@ def invent(n: int, attributes: int, seed: int, name_pool: int = 0) -> list[dict]
         while len(names) < n:
             names.add(f"{rng.choice(pools[0])} {rng.choice(pools[1])}")
     while len(names) < n:
-        first = _word(rng, 2)
-        names.add(f"{first} {_word(rng, 3)}")
+        names.add(f"{_word(rng, 2)} {_word(rng, 3)}")
     rels = list(RELATIONS)
     out = []
     for name in sorted(names):
@@ -210,8 +213,7 @@ def key_statistics_documents(people: People, wiki, passes: int = 5) -> Iterator[
     biographies of *another* population (the same size, relations and phrasings, seed + 1: the
     same kind of text, none of the people an edit is about), then the Wikipedia articles `wiki`
     (an iterable; read lazily, as far as C0 needs)."""
-    other = People(seed=people.seed + 1, n=people.n, attributes=people.attributes, phrasings=people.phrasings,
-                   name_pool=people.name_pool)
+    other = people.like(people.seed + 1)
     names = {p["name"] for p in people.persons}
     other.persons = [p for p in other.persons if p["name"] not in names]  # a rare shared name: dropped
     for epoch in range(passes):

@@ -18,7 +18,6 @@ from editkit.evaluation import load
 from editkit.models import ASSETS, TEACHING_MODEL
 from editkit.scoring import compare, target_logprob
 from editkit.teaching.cases import make, people_of
-from editkit.teaching.people import People
 from editkit.teaching.quality import people_knowledge
 
 FOLDER = ASSETS / TEACHING_MODEL
@@ -57,8 +56,7 @@ def test_knows_a_sample_of_its_facts_and_not_those_of_strangers(teach):
     model, tok = teach
     own = people_knowledge(model, tok, people_of(FOLDER), n=150, seed=7)
     p = people_of(FOLDER)
-    others = People(seed=p.seed + 99, n=200, attributes=p.attributes, phrasings=p.phrasings, name_pool=p.name_pool)
-    strangers = people_knowledge(model, tok, others, n=150, seed=7)
+    strangers = people_knowledge(model, tok, p.like(p.seed + 99, n=200), n=150, seed=7)
     assert own["all_train"]["pairwise"] >= 0.9
     assert strangers["all_train"]["pairwise"] < 0.7
 
