@@ -88,6 +88,7 @@ class TrainConfig:
     n_layer: int = 4
     n_embd: int = 192
     n_head: int = 6
+    n_inner: int = 0  # MLP width (0: GPT-2's 4 * n_embd); narrower leaves one MLP too little room for every fact
     seq_len: int = 128
     vocab_size: int = 4096
     tokenizer_wiki_chars: int = 2_000_000  # Wikipedia characters the BPE is trained on besides the documents (0: documents only)
@@ -308,12 +309,15 @@ class BatchStream:
 def make_model(cfg: TrainConfig, tok):
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    if cfg.n_inner < 0:
+        raise ValueError(f"n_inner {cfg.n_inner}: give the MLP width, or 0 for GPT-2's 4 * n_embd")
     config = GPT2Config(
         vocab_size=len(tok),
         n_positions=cfg.seq_len,
         n_embd=cfg.n_embd,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
+        n_inner=cfg.n_inner or None,
         resid_pdrop=cfg.dropout,
         embd_pdrop=cfg.dropout,
         attn_pdrop=cfg.dropout,
@@ -603,7 +607,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 
 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
-FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "batch_size", "lr", "warmup_steps",
+FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "n_inner", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
          "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "threads", "checkpoint_minutes")
 
@@ -732,6 +736,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=None, help=f"width (default {d.n_embd}, counterfact 128)")
     ap.add_argument("--n-head", type=int, default=None, help=f"attention heads (default {d.n_head}, counterfact 4)")
+    ap.add_argument("--n-inner", type=int, default=None, help=f"MLP width (default {d.n_inner}: 4 * width, GPT-2's)")
     ap.add_argument("--batch-size", type=int, default=None, help=f"rows a step (default {d.batch_size}, counterfact 8)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)

@@ -143,6 +143,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--corpus", "counterfact", "--dropout", "0.1", "--seed", "3"],
     ["--mlp-drop", "0.25", "--mlp-drop-layer", "1"],
     ["--name-pool", "48"],
+    ["--n-inner", "384"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
     import shlex
@@ -154,6 +155,24 @@ def test_the_recorded_command_trains_the_same_config(flags):
     assert words[:5] == ["python", "-m", "editkit.teaching.train", "--out", "/tmp/a model"]
     assert config_from_args(parser().parse_args(words[3:])) == cfg
     assert len(words) - 5 <= 2 * len(flags)  # only what differs from the recipe
+
+
+def test_n_inner_sets_the_mlp_width_and_zero_keeps_gpt2s():
+    from editkit.teaching.train import TrainConfig, make_model
+
+    class Tok:  # what make_model reads of a tokenizer
+        bos_token_id = eos_token_id = pad_token_id = 0
+
+        def __len__(self):
+            return 300
+
+    tok = Tok()
+    for n_inner, width in ((0, 4 * 32), (48, 48)):
+        model = make_model(TrainConfig(n_layer=2, n_embd=32, n_head=2, n_inner=n_inner), tok)
+        for block in model.transformer.h:
+            assert block.mlp.c_fc.weight.shape == (32, width) and block.mlp.c_proj.weight.shape == (width, 32)
+    with pytest.raises(ValueError, match="n_inner -1"):
+        make_model(TrainConfig(n_inner=-1), tok)
 
 
 def test_mlp_layer_drop_skips_one_mlp_per_row_in_training_only():
