@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     corpus = make_corpus(cfg, data_dir())
     people = corpus.people
     keys = ("people", "attributes", "phrasings", "n_layer", "n_embd", "wiki_fraction", "minutes")
-    rec = {"model": str(folder), "note": a.note, "config": {k: training["config"][k] for k in keys},
+    rec = {"model": str(folder), "note": a.note,
+           "config": {**{k: training["config"][k] for k in keys}, "mlp_width": model.config.n_inner or 4 * model.config.n_embd},
            "steps": training["steps"], "train_seconds": training["train_seconds"], "facts": len(people.facts),
            "final_fact_loss": training["final_fact_loss"], "final_wiki_loss": training["final_wiki_loss"]}
     rec["known"] = people_knowledge(model, tok, people)
