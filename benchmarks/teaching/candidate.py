@@ -15,7 +15,8 @@ goal of issue 10, and append one JSON line to benchmarks/teaching/candidates.jso
               (biographies and Wikipedia, 100,000 tokens): ES/PS/NS/S on `--n` requests of
               `people.requests` (each edit undone before the next), and NS unedited
   batch       with `--batch N`: MEMIT and EMMET + spread over `--spread` layers at b = N (`--batch-hparam`
-              for their hyperparameters, e.g. the tuned λ); the requests come in rounds of distinct subjects
+              for their hyperparameters, e.g. the tuned λ) on max(N, `--n`) requests, in rounds of N
+              distinct subjects (each round undone before the next)
   language    the final Wikipedia training loss (training.json) and the held-out Wikipedia NLL of
               64 chunks of 128 tokens from the end of the text (sequential.wiki_chunks), and per
               character of the last articles (`nats_per_char`: comparable across tokenizers), also
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
         rec["batch"] = []
         for o in ("memit", "emmet"):
             try:
-                rec["batch"].append(edits(model, tok, reqs[: a.batch], o, spread, a.batch, text, str(tmp),
+                rec["batch"].append(edits(model, tok, reqs[: max(a.batch, a.n)], o, spread, a.batch, text, str(tmp),
                                           **{**hp, **parse_pairs(a.batch_hparam)}))
             except ValueError as e:  # e.g. a singular EMMET system at this batch size: say so, keep the rest
                 rec["batch"].append({"objective": o, "layers": spread, "batch": a.batch, "error": str(e)})
