@@ -99,6 +99,20 @@ def edits(model, tok, reqs, objective: str, layers: list[int], batch: int, corpu
     return {"objective": objective, "layers": layers, "batch": batch, **hparams, **out}
 
 
+def load_candidate(folder: Path):
+    """A trained teaching-model folder's model (eval mode), tokenizer, training.json and corpus."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from editkit.paths import data_dir
+    from editkit.teaching.train import TrainConfig, make_corpus
+
+    model = GPT2LMHeadModel.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    training = json.loads((folder / "training.json").read_text())
+    cfg = TrainConfig(**{k: v for k, v in training["config"].items() if k in TrainConfig.__dataclass_fields__ and k != "betas"})
+    return model, tok, training, make_corpus(cfg, data_dir())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -113,24 +127,17 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-hparam", action="append", default=[],
                     help="KEY=VALUE for the batch edits only, over --hparam (e.g. mom2_weight=100); repeatable")
     a = ap.parse_args(argv)
-    from transformers import AutoTokenizer, GPT2LMHeadModel
 
     from editkit.evaluation.counterfact import counterfact_rows, summarise
     from editkit.evaluation.datasets import Dataset
-    from editkit.paths import data_dir
     from editkit.sequential import text_nll, wiki_chunks
     from editkit.teaching.people import requests
     from editkit.teaching.quality import people_knowledge
-    from editkit.teaching.train import TrainConfig, make_corpus
 
     t0 = time.time()
     torch.manual_seed(0)
     folder = Path(a.model)
-    model = GPT2LMHeadModel.from_pretrained(folder).eval()
-    tok = AutoTokenizer.from_pretrained(folder)
-    training = json.loads((folder / "training.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in training["config"].items() if k in TrainConfig.__dataclass_fields__ and k != "betas"})
-    corpus = make_corpus(cfg, data_dir())
+    model, tok, training, corpus = load_candidate(folder)
     people = corpus.people
     keys = ("people", "attributes", "phrasings", "n_layer", "n_embd", "wiki_fraction", "minutes")
     rec = {"model": str(folder), "note": a.note,

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from candidate import edits, stats_corpus  # noqa: E402
+from candidate import edits, load_candidate, stats_corpus  # noqa: E402
 
 #: each of ROME's conventions swapped for MEMIT's, then all of them with MEMIT's tuned clamp
 VARIANTS = ({}, {"constraint_key": "average"}, {"context": "memit"}, {"delta_module": "block"},
@@ -26,12 +26,8 @@ VARIANTS = ({}, {"constraint_key": "average"}, {"context": "memit"}, {"delta_mod
 
 
 def main(argv=None) -> None:
-    from transformers import AutoTokenizer, GPT2LMHeadModel
-
     from editkit.evaluation.datasets import Dataset
-    from editkit.paths import data_dir
     from editkit.teaching.people import requests
-    from editkit.teaching.train import TrainConfig, make_corpus
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -40,17 +36,12 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    folder = Path(a.model)
-    model = GPT2LMHeadModel.from_pretrained(folder).eval()
-    tok = AutoTokenizer.from_pretrained(folder)
-    training = json.loads((folder / "training.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in training["config"].items() if k in TrainConfig.__dataclass_fields__ and k != "betas"})
-    corpus = make_corpus(cfg, data_dir())
+    model, tok, _, corpus = load_candidate(Path(a.model))
     reqs = Dataset("counterfact", "people", requests(corpus.people, a.n, seed=1)).requests()
     tmp = Path(tempfile.mkdtemp())
     text = stats_corpus(corpus, tmp)
     for over in VARIANTS:
-        print(json.dumps({"model": str(folder), **edits(model, tok, reqs, "rome", [a.layer], 1, text, str(tmp), steps=40, lr=1.0, **over)}),
+        print(json.dumps({"model": a.model, **edits(model, tok, reqs, "rome", [a.layer], 1, text, str(tmp), steps=40, lr=1.0, **over)}),
               flush=True)
 
 
