@@ -25,6 +25,8 @@ prompt's last token. 40 minutes of training by default.
 probability p (`mlp_layer_drop`); on layer 0 it removed the write site instead of adding a
 second one (candidates P and Q in candidates.md). `--n-inner` (not in any recipe) sets the MLP
 width; from 256 to 1,536 units the recall stayed in layer 0's MLP (candidates V to Y).
+`--wiki-first-steps N` (not in any recipe) is a staged curriculum: Wikipedia rows only for the
+first N steps (language first), then the recipe's mix; N counts within `--max-steps`.
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
@@ -105,6 +107,7 @@ class TrainConfig:
     name_pool: int = 0  # … names from this many first and last names (0: each name drawn afresh)
     batch_size: int = 18
     wiki_fraction: float = 0.33334  # of all rows, this fraction is Wikipedia text (evenly spread): 6 rows in 18
+    wiki_first_steps: int = 0  # a staged curriculum: the first N steps are Wikipedia rows only, then the mix above
     wiki_weight: float = 0.5  # loss = mean fact-object loss + wiki_weight * mean wiki loss
     phrasings_per_epoch: int = 1  # each fact appears in this many train phrasings per pass
     wiki_chars: int = 4_000_000
@@ -283,10 +286,11 @@ class BatchStream:
         in stream order. sentences: facts told in the batch."""
         cfg, s = self.cfg, self.state
         rows, flags = [], []
+        staged = cfg.wiki_first_steps * cfg.batch_size  # rows of the Wikipedia-only stage
         for _ in range(cfg.batch_size):
-            i, f = s.rows_done, cfg.wiki_fraction
+            i, f = s.rows_done - staged, cfg.wiki_fraction  # after the stage, the mix as without one
             s.rows_done += 1
-            flags.append(math.floor((i + 1) * f) > math.floor(i * f))
+            flags.append(i < 0 or math.floor((i + 1) * f) > math.floor(i * f))
             rows.append(self._next_wiki_row() if flags[-1] else self._next_fact_row())
         parts = []
         for wiki in (False, True):
@@ -609,7 +613,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "n_inner", "batch_size", "lr", "warmup_steps",
-         "wiki_fraction", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
+         "wiki_fraction", "wiki_first_steps", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
          "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "threads", "checkpoint_minutes")
 
 
@@ -618,7 +622,13 @@ def config_from_args(args) -> TrainConfig:
     if args.corpus not in RECIPES:
         raise ValueError(f"corpus {args.corpus!r}: choose one of {sorted(RECIPES)}")
     given = {f: getattr(args, f) for f in FLAGS if getattr(args, f, None) is not None}
-    return TrainConfig(**{**RECIPES[args.corpus], **given, "fact_cases": _fact_cases(args.train_cases, args.val_cases)})
+    cfg = TrainConfig(**{**RECIPES[args.corpus], **given, "fact_cases": _fact_cases(args.train_cases, args.val_cases)})
+    if cfg.wiki_first_steps < 0:
+        raise ValueError(f"--wiki-first-steps {cfg.wiki_first_steps}: give a number of steps >= 0 (0: no Wikipedia-only stage)")
+    if cfg.max_steps and cfg.wiki_first_steps >= cfg.max_steps:
+        raise ValueError(f"--wiki-first-steps {cfg.wiki_first_steps} leaves no fact steps in --max-steps {cfg.max_steps}: "
+                         "the stage counts within the budget, so raise --max-steps or shorten the stage")
+    return cfg
 
 
 #: flags that change what is trained (not --threads or --checkpoint-minutes, which only change how)
@@ -742,6 +752,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     ap.add_argument("--wiki-fraction", type=float, default=None, help=f"share of rows that are Wikipedia (default {d.wiki_fraction:g}, counterfact 0.2)")
+    ap.add_argument("--wiki-first-steps", type=int, default=None,
+                    help=f"a staged curriculum: Wikipedia rows only for the first N steps, then the mix (default {d.wiki_first_steps})")
     ap.add_argument("--vocab-size", type=int, default=None, help=f"BPE vocabulary (default {d.vocab_size}, counterfact 8192)")
     ap.add_argument("--tokenizer-wiki-chars", type=int, default=None,
                     help=f"Wikipedia characters the BPE also learns from (default {d.tokenizer_wiki_chars}; counterfact 6000000)")

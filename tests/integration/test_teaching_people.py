@@ -122,6 +122,35 @@ def test_document_rows_hold_one_biography_each_at_position_0(people):
     assert batch["sentences"] == sum(b.count(".") for b in bios)
 
 
+def test_a_staged_curriculum_trains_wikipedia_only_then_the_same_mix(people):
+    from transformers import AutoTokenizer
+
+    from editkit.paths import data_dir
+    from editkit.teaching.train import BatchStream, StreamState, TrainConfig, config_from_args, parser
+
+    tok = AutoTokenizer.from_pretrained(data_dir() / "gpt2-tokenizer")
+    corpus = PeopleCorpus(people, ["Some wiki text about nothing in particular. " * 400])
+    cfg = TrainConfig(batch_size=9, wiki_fraction=0.33334, seq_len=32, corpus="people")
+    plain = BatchStream(corpus, tok, cfg, StreamState())
+    staged = BatchStream(corpus, tok, TrainConfig(**{**cfg.__dict__, "wiki_first_steps": 3}), StreamState())
+    for _ in range(3):  # the stage: every row Wikipedia, in the text's order
+        batch = staged.next_batch()
+        assert batch["is_wiki"].all() and batch["sentences"] == 0 and [p["wiki"] for p in batch["parts"]] == [True]
+    for _ in range(4):  # then the recipe's mix, row for row as a run without the stage, the same biographies
+        a, b = plain.next_batch(), staged.next_batch()
+        assert a["is_wiki"].tolist() == b["is_wiki"].tolist() and 0 < int(a["is_wiki"].sum()) < 9
+        assert torch.equal(a["parts"][0]["input_ids"], b["parts"][0]["input_ids"]) and not a["parts"][0]["wiki"]
+
+    def cfg_of(*flags):
+        return config_from_args(parser().parse_args(["--out", "unused", *flags]))
+
+    assert cfg_of("--wiki-first-steps", "10", "--max-steps", "11").wiki_first_steps == 10
+    with pytest.raises(ValueError, match="wiki-first-steps -1"):
+        cfg_of("--wiki-first-steps", "-1")
+    with pytest.raises(ValueError, match="leaves no fact steps"):
+        cfg_of("--wiki-first-steps", "50", "--max-steps", "50")
+
+
 def test_each_corpus_has_its_recipe_and_flags_win():
     from editkit.teaching.train import RECIPES, TrainConfig, config_from_args, parser
 
@@ -144,6 +173,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--mlp-drop", "0.25", "--mlp-drop-layer", "1"],
     ["--name-pool", "48"],
     ["--n-inner", "384"],
+    ["--wiki-first-steps", "100", "--minutes", "0", "--max-steps", "300"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
     import shlex
