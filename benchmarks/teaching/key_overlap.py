@@ -50,6 +50,11 @@ def subject_keys(model, tok, template: str, subject: str, layers: list[int]) -> 
     return {l: seen[l][0, i].double() for l in layers}
 
 
+def edit_share(k_s: torch.Tensor, k_n: torch.Tensor, C_inv: torch.Tensor) -> float:
+    """r(s, n) = k_nᵀ C0⁻¹ k_s / k_sᵀ C0⁻¹ k_s: ΔW k_n = r · (v − W k_s) for ROME's update on k_s."""
+    return float(k_n @ C_inv @ k_s / (k_s @ C_inv @ k_s))
+
+
 def overlap(model, tok, people, C0: dict[int, torch.Tensor], n: int, seed: int = 0) -> dict:
     from editkit.teaching.people import requests
 
@@ -70,7 +75,7 @@ def overlap(model, tok, people, C0: dict[int, torch.Tensor], n: int, seed: int =
                 k_o = subject_keys(model, tok, rw["prompt"], o, layers)
                 for l in layers:
                     a, b = k_s[l], k_o[l]
-                    acc[l][f"share_{kind}"].append(float(b @ inv[l] @ a / (a @ inv[l] @ a)))
+                    acc[l][f"share_{kind}"].append(edit_share(a, b, inv[l]))
                     acc[l][f"cos_{kind}"].append(float(a @ b / (a.norm() * b.norm())))
     return {str(l): {k: round(sum(v) / len(v), 4) for k, v in m.items()} for l, m in acc.items()}
 
