@@ -34,20 +34,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def subject_keys(model, tok, template: str, subject: str, layers: list[int]) -> dict[int, torch.Tensor]:
-    """{layer: key at the subject's last token of template.format(subject)} (float64)."""
+    """{layer: key at the subject's last token of template.format(subject)} (float64), located as
+    editing locates it (`edit_position`, fact_token "subject_last")."""
     from editkit.architectures import proj_module
+    from editkit.hooks import hooks
+    from editkit.tokens import edit_position
 
+    text, i = edit_position(tok, template, subject)
     seen: dict[int, torch.Tensor] = {}
-    handles = [proj_module(model, l).register_forward_pre_hook(lambda m, inp, l=l: seen.__setitem__(l, inp[0].detach()))
-               for l in layers]
-    try:
-        i = len(tok(template.split("{}")[0] + subject)["input_ids"]) - 1
-        with torch.no_grad():
-            model(input_ids=tok(template.format(subject), return_tensors="pt")["input_ids"])
-    finally:
-        for h in handles:
-            h.remove()
-    return {l: seen[l][0, i].double() for l in layers}
+    with hooks(*[(proj_module(model, l), lambda m, inp, out, l=l: seen.__setitem__(l, inp[0][0, i].double())) for l in layers]), torch.no_grad():
+        model(input_ids=tok(text, return_tensors="pt")["input_ids"])
+    return seen
 
 
 def edit_share(k_s: torch.Tensor, k_n: torch.Tensor, C_inv: torch.Tensor) -> float:
