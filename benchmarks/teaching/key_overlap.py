@@ -53,10 +53,11 @@ def edit_share(k_s: torch.Tensor, k_n: torch.Tensor, C_inv: torch.Tensor) -> flo
 
 
 def overlap(model, tok, people, C0: dict[int, torch.Tensor], n: int, seed: int = 0) -> dict:
+    from editkit.objectives import Preservation
     from editkit.teaching.people import requests
 
     layers = sorted(C0)
-    inv = {l: torch.linalg.inv(C + 1e-6 * C.diag().mean() * torch.eye(len(C), dtype=C.dtype)) for l, C in C0.items()}
+    inv = {l: torch.linalg.inv(Preservation(C, ridge=1e-6).C0) for l, C in C0.items()}  # the ridge the edits use
     by_relation: dict[str, list] = {}
     for f in people.facts:
         by_relation.setdefault(f.relation, []).append(f)
