@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Measure a candidate teaching model on 1,024 val cases, as the shipped one was measured
+# (benchmarks/ablation/n1024/): ROME b = 1 against MEMIT + spread / single at b = 256, per-request
+# rows, and paired bootstrap intervals (issue 10's batch goal: the difference ≤ 0.05).
+#
+#   bash benchmarks/teaching/confirm.sh /tmp/candS2 /tmp/confirmS2     # about 30 min on 2 threads
+#   JOBS=1 bash benchmarks/teaching/confirm.sh …                        # one sweep at a time
+#
+# The candidate is finished as ship.sh would ship it, in a copy of this checkout's HEAD at WORK (the
+# statistics corpus "editkit-teach" is the people of the model in editkit/assets/editkit-teach, so it
+# has to sit there), with the shipped editing hyperparameters (editkit/teaching/teach_hparams.json).
+# Results: WORK/n1024/{rome,batch}.jsonl and WORK/n1024/intervals.md.
+set -euo pipefail
+CAND=$(cd "$1" && pwd)
+WORK=$2
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+[[ -f "$CAND/model.safetensors" && ! -d "$CAND/_checkpoint" ]] || { echo "confirm.sh: $CAND holds no finished training" >&2; exit 2; }
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
+A="$WORK/editkit/assets/editkit-teach"
+rm -rf "$A" && mkdir -p "$A"
+cp "$CAND"/{model.safetensors,config.json,generation_config.json,tokenizer.json,tokenizer_config.json,splits.json,training.json} "$A"/
+cd "$WORK"
+export OMP_NUM_THREADS=1 PYTHONPATH="$WORK"
+bash benchmarks/teaching/ship.sh
+mkdir -p n1024
+rome() { python -m editkit.cli sweep --n 1024 --batch-sizes 1 --objectives rome --strategies single --rows \
+    --no-progress --out n1024/rome.jsonl > n1024/rome.log 2>&1; }
+batch() { python -m editkit.cli sweep --n 1024 --batch-sizes 256 --objectives memit --strategies spread,single --rows \
+    --no-progress --out n1024/batch.jsonl > n1024/batch.log 2>&1; }
+if [[ ${JOBS:-2} == 1 ]]; then rome; batch; else rome & ROME=$!; batch; wait $ROME; fi
+python benchmarks/ablation/intervals.py --paired n1024/rome.jsonl n1024/batch.jsonl | tee n1024/intervals.md
