@@ -5,6 +5,9 @@
 #
 #   bash benchmarks/teaching/confirm.sh /tmp/candS2 /tmp/confirmS2     # about 30 min on 2 threads
 #   JOBS=1 bash benchmarks/teaching/confirm.sh …                        # one sweep at a time
+#   bash benchmarks/teaching/confirm.sh /tmp/candS2 /tmp/confirmS2 benchmarks/teaching/seeds/seed2
+#       … and keep the run summaries (per-request rows dropped), intervals.md and the model's
+#       quality.json, hparams.json and training.json in that folder
 #
 # The candidate is finished as ship.sh would ship it, in a copy of this checkout's HEAD at WORK (the
 # statistics corpus "editkit-teach" is the people of the model in editkit/assets/editkit-teach, so it
@@ -13,6 +16,7 @@
 set -euo pipefail
 CAND=$(cd "$1" && pwd)
 WORK=$2
+SAVE=${3:+$(mkdir -p "$3" && cd "$3" && pwd)}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 [[ -f "$CAND/model.safetensors" && ! -d "$CAND/_checkpoint" ]] || { echo "confirm.sh: $CAND holds no finished training" >&2; exit 2; }
 mkdir -p "$WORK"
@@ -31,3 +35,16 @@ batch() { python -m editkit.cli sweep --n 1024 --batch-sizes 256 --objectives me
     --no-progress --out n1024/batch.jsonl > n1024/batch.log 2>&1; }
 if [[ ${JOBS:-2} == 1 ]]; then rome; batch; else rome & ROME=$!; batch; wait $ROME; fi
 python benchmarks/ablation/intervals.py --paired n1024/rome.jsonl n1024/batch.jsonl | tee n1024/intervals.md
+if [[ -n "$SAVE" ]]; then
+    python - "$SAVE" <<'PY'
+import json, shutil, sys
+from pathlib import Path
+save = Path(sys.argv[1])
+for name in ("rome.jsonl", "batch.jsonl"):
+    runs = [json.loads(line) for line in open(Path("n1024") / name)]
+    (save / name).write_text("".join(json.dumps({k: v for k, v in r.items() if k != "rows"}) + "\n" for r in runs))
+shutil.copy("n1024/intervals.md", save)
+for name in ("quality.json", "hparams.json", "training.json"):
+    shutil.copy(Path("editkit/assets/editkit-teach") / name, save)
+PY
+fi
