@@ -3,8 +3,8 @@
 # (benchmarks/ablation/n1024/): ROME b = 1 against MEMIT + spread / single at b = 256, per-request
 # rows, and paired bootstrap intervals (issue 10's batch goal: the difference ≤ 0.05).
 #
-#   bash benchmarks/teaching/confirm.sh /tmp/candS2 /tmp/confirmS2     # about 30 min on 2 threads
-#   JOBS=1 bash benchmarks/teaching/confirm.sh …                        # one sweep at a time
+#   bash benchmarks/teaching/confirm.sh /tmp/candS2 /tmp/confirmS2     # the two sweeps side by side
+#   JOBS=1 bash benchmarks/teaching/confirm.sh …                        # one after the other: 13–17 min here
 #   bash benchmarks/teaching/confirm.sh /tmp/candS2 /tmp/confirmS2 benchmarks/teaching/seeds/seed2
 #       … and keep the run summaries (per-request rows dropped), intervals.md and the model's
 #       quality.json, hparams.json and training.json in that folder
