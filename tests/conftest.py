@@ -9,9 +9,11 @@
 Shared helpers live here: models.py (tiny models), plain_reference.py, fakes.py.
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,16 @@ os.environ["EDITKIT_CACHE"] = tempfile.mkdtemp(prefix="editkit-test-cache-")
 
 torch.set_default_dtype(torch.float32)
 torch.set_num_threads(1)  # tests use tiny models: one thread is faster and immune to oversubscription
+
+
+def load_script(path: Path, name: str):
+    """A benchmark script (not a package module) imported by path as `name`, registered in
+    sys.modules (dataclasses look their module up there); its `__main__` part does not run."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

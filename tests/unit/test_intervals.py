@@ -1,11 +1,10 @@
 """benchmarks/ablation/intervals.py: bootstrap intervals over a run's per-request rows."""
 
-import importlib.util
 import random
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from editkit.evaluation.counterfact import harmonic_mean, summarise
 
@@ -14,11 +13,7 @@ PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "ablation" / "interv
 
 @pytest.fixture(scope="module")
 def intervals():
-    spec = importlib.util.spec_from_file_location("bench_intervals", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PATH, "bench_intervals")
 
 
 def rows(n, seed):
