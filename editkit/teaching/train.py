@@ -616,7 +616,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "n_inner", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "wiki_first_steps", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
-         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "threads", "checkpoint_minutes")
+         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "weight_decay", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -625,6 +625,8 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError(f"corpus {args.corpus!r}: choose one of {sorted(RECIPES)}")
     given = {f: getattr(args, f) for f in FLAGS if getattr(args, f, None) is not None}
     cfg = TrainConfig(**{**RECIPES[args.corpus], **given, "fact_cases": _fact_cases(args.train_cases, args.val_cases)})
+    if cfg.weight_decay < 0:
+        raise ValueError(f"--weight-decay {cfg.weight_decay}: give a decay >= 0 (0: none; default {TrainConfig.weight_decay:g})")
     if cfg.wiki_first_steps < 0:
         raise ValueError(f"--wiki-first-steps {cfg.wiki_first_steps}: give a number of steps >= 0 (0: no Wikipedia-only stage)")
     if cfg.max_steps and cfg.wiki_first_steps >= cfg.max_steps:
@@ -753,6 +755,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch-size", type=int, default=None, help=f"rows a step (default {d.batch_size}, counterfact 8)")
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    ap.add_argument("--weight-decay", type=float, default=None,
+                    help=f"AdamW's decoupled weight decay on the blocks' weight matrices (default {d.weight_decay:g})")
     ap.add_argument("--wiki-fraction", type=float, default=None, help=f"share of rows that are Wikipedia (default {d.wiki_fraction:g}, counterfact 0.2)")
     ap.add_argument("--wiki-first-steps", type=int, default=None,
                     help=f"a staged curriculum: Wikipedia rows only for the first N steps, then the mix (default {d.wiki_first_steps})")

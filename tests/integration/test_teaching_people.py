@@ -173,6 +173,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--mlp-drop", "0.25", "--mlp-drop-layer", "1"],
     ["--name-pool", "48"],
     ["--n-inner", "384"],
+    ["--weight-decay", "0.1"],
     ["--wiki-first-steps", "100", "--minutes", "0", "--max-steps", "300"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
@@ -203,6 +204,27 @@ def test_n_inner_sets_the_mlp_width_and_zero_keeps_gpt2s():
             assert block.mlp.c_fc.weight.shape == (32, width) and block.mlp.c_proj.weight.shape == (width, 32)
     with pytest.raises(ValueError, match="n_inner -1"):
         make_model(TrainConfig(n_inner=-1), tok)
+
+
+def test_weight_decay_flag_reaches_adamw_on_the_block_matrices_only():
+    from editkit.teaching.train import config_from_args, make_model, make_optimizer, parser
+
+    class Tok:  # what make_model reads of a tokenizer
+        bos_token_id = eos_token_id = pad_token_id = 0
+
+        def __len__(self):
+            return 300
+
+    cfg = config_from_args(parser().parse_args(["--out", "/tmp/x", "--weight-decay", "0.3", "--n-layer", "2",
+                                                 "--n-embd", "32", "--n-head", "2"]))
+    model = make_model(cfg, Tok())
+    decayed, plain = make_optimizer(model, cfg).param_groups
+    assert decayed["weight_decay"] == 0.3 and plain["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in decayed["params"]} == {
+        f"transformer.h.{i}.{m}.weight" for i in range(2) for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+    with pytest.raises(ValueError, match="--weight-decay -0.1"):
+        config_from_args(parser().parse_args(["--out", "/tmp/x", "--weight-decay", "-0.1"]))
 
 
 def test_mlp_layer_drop_skips_one_mlp_per_row_in_training_only():
