@@ -101,6 +101,7 @@ class TrainConfig:
     dropout: float = 0.1  # resid, embedding and attention dropout (GPT-2's own)
     mlp_drop: float = 0.0  # in training, each row skips block `mlp_drop_layer`'s MLP with this probability
     mlp_drop_layer: int = 0  # (so a later MLP must learn the facts too: see mlp_layer_drop)
+    mlp_off_steps: int = 0  # for the first N steps block `mlp_drop_layer`'s MLP outputs zero (see mlp_off_until)
     # data
     corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
     people: int = 1000  # corpus "people": how many people,
@@ -495,6 +496,28 @@ def mlp_layer_drop(model, layer: int, p: float):
         handle.remove()
 
 
+@contextmanager
+def mlp_off_until(model, layer: int, steps: int, state: "TrainState"):
+    """While inside, in training mode and while state.step < steps, block `layer`'s MLP outputs
+    zero, so the facts are first learnt by the other MLPs and this one joins them at step `steps`
+    (its weights get no gradient until then). steps = 0: no hook. The hook is removed on exit."""
+    if not steps:
+        yield
+        return
+    blocks = model.transformer.h
+    if not 0 <= layer < len(blocks):
+        raise ValueError(f"mlp_drop_layer {layer}: the model has blocks 0..{len(blocks) - 1}")
+
+    def hook(module, inputs, output):
+        return output * 0.0 if module.training and state.step < steps else output
+
+    handle = blocks[layer].mlp.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _loss(model, batch, device, wiki_weight: float) -> tuple[torch.Tensor, float, float]:
     """Mean fact cross-entropy + wiki_weight * mean wiki cross-entropy over the batch's parts,
     logits computed only where there is a label."""
@@ -561,7 +584,7 @@ def train(args) -> Path:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
     model.train()
-    with mlp_layer_drop(model, cfg.mlp_drop_layer, cfg.mlp_drop):
+    with mlp_layer_drop(model, cfg.mlp_drop_layer, cfg.mlp_drop), mlp_off_until(model, cfg.mlp_drop_layer, cfg.mlp_off_steps, state):
         _loop(model, opt, stream, tuner, autocast, device, cfg, state, ckpt, args.no_progress)
     save_checkpoint(ckpt, model, opt, cfg, state)  # a kill during the final save can still resume
     _write_final(out, model, tok, cfg, state, corpus, n_params, time.time() - wall0, device)
@@ -616,7 +639,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "n_inner", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "wiki_first_steps", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
-         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "weight_decay", "threads", "checkpoint_minutes")
+         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "mlp_off_steps", "weight_decay", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -625,6 +648,9 @@ def config_from_args(args) -> TrainConfig:
         raise ValueError(f"corpus {args.corpus!r}: choose one of {sorted(RECIPES)}")
     given = {f: getattr(args, f) for f in FLAGS if getattr(args, f, None) is not None}
     cfg = TrainConfig(**{**RECIPES[args.corpus], **given, "fact_cases": _fact_cases(args.train_cases, args.val_cases)})
+    if cfg.mlp_off_steps < 0 or (cfg.max_steps and cfg.mlp_off_steps >= cfg.max_steps):
+        raise ValueError(f"--mlp-off-steps {cfg.mlp_off_steps}: give a number of steps >= 0 and below --max-steps "
+                         f"({cfg.max_steps or 'none'}), after which block {cfg.mlp_drop_layer}'s MLP joins")
     if cfg.weight_decay < 0:
         raise ValueError(f"--weight-decay {cfg.weight_decay}: give a decay >= 0 (0: none; default {TrainConfig.weight_decay:g})")
     if cfg.wiki_first_steps < 0:
@@ -747,7 +773,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--dropout", type=float, default=None, help=f"resid/embedding/attention dropout (default {d.dropout:g}, counterfact 0)")
     ap.add_argument("--mlp-drop", type=float, default=None,
                     help=f"in training, each row skips one block's MLP with this probability (default {d.mlp_drop:g})")
-    ap.add_argument("--mlp-drop-layer", type=int, default=None, help=f"the block whose MLP --mlp-drop skips (default {d.mlp_drop_layer})")
+    ap.add_argument("--mlp-drop-layer", type=int, default=None,
+                    help=f"the block whose MLP --mlp-drop skips and --mlp-off-steps holds back (default {d.mlp_drop_layer})")
+    ap.add_argument("--mlp-off-steps", type=int, default=None,
+                    help=f"block --mlp-drop-layer's MLP outputs zero for the first N training steps, then joins (default {d.mlp_off_steps})")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=None, help=f"width (default {d.n_embd}, counterfact 128)")
     ap.add_argument("--n-head", type=int, default=None, help=f"attention heads (default {d.n_head}, counterfact 4)")

@@ -174,6 +174,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--name-pool", "48"],
     ["--n-inner", "384"],
     ["--weight-decay", "0.1"],
+    ["--mlp-off-steps", "100", "--mlp-drop-layer", "1"],
     ["--wiki-first-steps", "100", "--minutes", "0", "--max-steps", "300"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
@@ -266,6 +267,61 @@ def test_mlp_layer_drop_skips_one_mlp_per_row_in_training_only():
     with pytest.raises(ValueError, match="probability"):
         with mlp_layer_drop(model, 0, 1.0):
             pass
+
+
+def test_mlp_off_until_zeroes_one_mlp_in_training_until_the_step_then_joins():
+    """Inside mlp_off_until, a training forward pass before step `steps` is the model whose block-1
+    MLP outputs zero (and that MLP gets no gradient); from that step on, and in eval mode, it is
+    the plain model, bit for bit; the hook is gone on exit."""
+    from models import tiny
+
+    from editkit.teaching.train import TrainState, mlp_off_until
+
+    model = tiny("gpt2")
+    for m in model.modules():  # no dropout, so that train mode differs from eval only by the hook
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ids = torch.randint(0, model.config.vocab_size, (4, 7))
+    mlp = model.transformer.h[1].mlp
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        handle = mlp.register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
+        skipped = model(input_ids=ids).logits
+        handle.remove()
+    assert not torch.allclose(plain, skipped)
+    state = TrainState(step=2)
+    with mlp_off_until(model, 1, 3, state):
+        model.train()
+        out = model(input_ids=ids).logits
+        assert torch.equal(out, skipped)
+        out.sum().backward()
+        assert all(p.grad is None or not p.grad.any() for p in mlp.parameters())
+        assert model.transformer.h[0].mlp.c_fc.weight.grad.any()
+        model.eval()
+        with torch.no_grad():
+            assert torch.equal(model(input_ids=ids).logits, plain)
+        model.train()
+        state.step = 3
+        with torch.no_grad():
+            assert torch.equal(model(input_ids=ids).logits, plain)
+        state.step = 0
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, plain)  # the hook is gone
+    with pytest.raises(ValueError, match="blocks 0"):
+        with mlp_off_until(model, 9, 3, state):
+            pass
+
+
+def test_mlp_off_steps_must_leave_steps_for_the_mlp():
+    from editkit.teaching.train import config_from_args, parser
+
+    def cfg_of(*flags):
+        return config_from_args(parser().parse_args(["--out", "/tmp/x", *flags]))
+
+    assert cfg_of("--mlp-off-steps", "10", "--max-steps", "11").mlp_off_steps == 10
+    for flags in (("--mlp-off-steps", "11", "--max-steps", "11"), ("--mlp-off-steps", "-1")):
+        with pytest.raises(ValueError, match="--mlp-off-steps"):
+            cfg_of(*flags)
 
 
 def test_the_trainer_builds_the_named_corpus(tmp_path):
