@@ -28,7 +28,10 @@ width; from 256 to 1,536 units the recall stayed in layer 0's MLP (candidates V 
 `--wiki-first-steps N` (not in any recipe) is a staged curriculum: Wikipedia rows only for the
 first N steps (language first), then the recipe's mix; N counts within `--max-steps`. With
 N = 1,000 / 2,500 before K's mixed steps the facts were learnt more slowly (71 % / 81 % known,
-candidates Z1 and Z2).
+candidates Z1 and Z2). `--weight-decay` (0.01 in every recipe) at 0.1 / 0.3 did not split the
+facts between two MLPs (candidates WD1, WD3). `--mlp-off-steps N` (not in any recipe) holds
+block `--mlp-drop-layer`'s MLP at zero output for the first N steps; holding layer 0's back moved
+the facts into layer 1's MLP for good (candidates OFF…).
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens

@@ -189,16 +189,17 @@ def test_the_recorded_command_trains_the_same_config(flags):
     assert len(words) - 5 <= 2 * len(flags)  # only what differs from the recipe
 
 
+class _Tok:  # what make_model reads of a tokenizer
+    bos_token_id = eos_token_id = pad_token_id = 0
+
+    def __len__(self):
+        return 300
+
+
 def test_n_inner_sets_the_mlp_width_and_zero_keeps_gpt2s():
     from editkit.teaching.train import TrainConfig, make_model
 
-    class Tok:  # what make_model reads of a tokenizer
-        bos_token_id = eos_token_id = pad_token_id = 0
-
-        def __len__(self):
-            return 300
-
-    tok = Tok()
+    tok = _Tok()
     for n_inner, width in ((0, 4 * 32), (48, 48)):
         model = make_model(TrainConfig(n_layer=2, n_embd=32, n_head=2, n_inner=n_inner), tok)
         for block in model.transformer.h:
@@ -210,15 +211,9 @@ def test_n_inner_sets_the_mlp_width_and_zero_keeps_gpt2s():
 def test_weight_decay_flag_reaches_adamw_on_the_block_matrices_only():
     from editkit.teaching.train import config_from_args, make_model, make_optimizer, parser
 
-    class Tok:  # what make_model reads of a tokenizer
-        bos_token_id = eos_token_id = pad_token_id = 0
-
-        def __len__(self):
-            return 300
-
     cfg = config_from_args(parser().parse_args(["--out", "/tmp/x", "--weight-decay", "0.3", "--n-layer", "2",
                                                  "--n-embd", "32", "--n-head", "2"]))
-    model = make_model(cfg, Tok())
+    model = make_model(cfg, _Tok())
     decayed, plain = make_optimizer(model, cfg).param_groups
     assert decayed["weight_decay"] == 0.3 and plain["weight_decay"] == 0.0
     names = {id(p): n for n, p in model.named_parameters()}
