@@ -31,7 +31,7 @@ N = 1,000 / 2,500 before K's mixed steps the facts were learnt more slowly (71 %
 candidates Z1 and Z2). `--weight-decay` (0.01 in every recipe) at 0.1 / 0.3 did not split the
 facts between two MLPs (candidates WD1, WD3). `--mlp-off-steps N` (not in any recipe) holds
 block `--mlp-drop-layer`'s MLP at zero output for the first N steps; holding layer 0's back moved
-the facts into layer 1's MLP for good (candidates OFF…).
+the facts into layer 1's MLP for good, even for N = 250 (candidates OFF250 to OFF3000).
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
