@@ -471,6 +471,19 @@ class ThreadTuner:
 
 
 @contextmanager
+def _mlp_hook(model, layer: int, hook):
+    """`hook` as a forward hook on block `layer`'s MLP while inside (mlp_layer_drop, mlp_off_until)."""
+    blocks = model.transformer.h
+    if not 0 <= layer < len(blocks):
+        raise ValueError(f"mlp_drop_layer {layer}: the model has blocks 0..{len(blocks) - 1}")
+    handle = blocks[layer].mlp.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
 def mlp_layer_drop(model, layer: int, p: float):
     """While inside, in training mode, each row of a forward pass skips block `layer`'s MLP with
     probability p: the MLP's output is multiplied by m ~ Bernoulli(1 - p), one m per row, shape
@@ -482,9 +495,6 @@ def mlp_layer_drop(model, layer: int, p: float):
         return
     if not 0.0 < p < 1.0:
         raise ValueError(f"mlp_drop {p}: give a probability in [0, 1)")
-    blocks = model.transformer.h
-    if not 0 <= layer < len(blocks):
-        raise ValueError(f"mlp_drop_layer {layer}: the model has blocks 0..{len(blocks) - 1}")
 
     def hook(module, inputs, output):
         if not module.training:
@@ -492,11 +502,8 @@ def mlp_layer_drop(model, layer: int, p: float):
         keep = (torch.rand(output.shape[0], 1, 1, device=output.device) >= p).to(output.dtype)
         return output * keep
 
-    handle = blocks[layer].mlp.register_forward_hook(hook)
-    try:
+    with _mlp_hook(model, layer, hook):
         yield
-    finally:
-        handle.remove()
 
 
 @contextmanager
@@ -507,18 +514,12 @@ def mlp_off_until(model, layer: int, steps: int, state: "TrainState"):
     if not steps:
         yield
         return
-    blocks = model.transformer.h
-    if not 0 <= layer < len(blocks):
-        raise ValueError(f"mlp_drop_layer {layer}: the model has blocks 0..{len(blocks) - 1}")
 
     def hook(module, inputs, output):
         return output * 0.0 if module.training and state.step < steps else output
 
-    handle = blocks[layer].mlp.register_forward_hook(hook)
-    try:
+    with _mlp_hook(model, layer, hook):
         yield
-    finally:
-        handle.remove()
 
 
 def _loss(model, batch, device, wiki_weight: float) -> tuple[torch.Tensor, float, float]:

@@ -223,27 +223,34 @@ def test_weight_decay_flag_reaches_adamw_on_the_block_matrices_only():
         config_from_args(parser().parse_args(["--out", "/tmp/x", "--weight-decay", "-0.1"]))
 
 
+def _with_and_without_mlp1(rows: int):
+    """A tiny GPT-2 without dropout (so train mode differs from eval only by a hook), `rows` random
+    rows, and its logits on them as it is and with block 1's MLP outputting zero (they differ)."""
+    from models import tiny
+
+    model = tiny("gpt2")
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    ids = torch.randint(0, model.config.vocab_size, (rows, 7))
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+        handle = model.transformer.h[1].mlp.register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
+        skipped = model(input_ids=ids).logits
+        handle.remove()
+    assert not torch.allclose(plain, skipped)
+    return model, ids, plain, skipped
+
+
 def test_mlp_layer_drop_skips_one_mlp_per_row_in_training_only():
     """Inside mlp_layer_drop, a training forward pass gives each row either the plain model's output
     or that of the model whose block-`layer` MLP outputs zero; eval mode and the model after exit
     are the plain model, bit for bit."""
-    from models import tiny
-
     from editkit.teaching.train import mlp_layer_drop
 
-    model = tiny("gpt2")
-    for m in model.modules():  # no dropout, so that train mode differs from eval only by the hook
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-    ids = torch.randint(0, model.config.vocab_size, (64, 7))
+    model, ids, plain, skipped = _with_and_without_mlp1(64)
     model.eval()
     with torch.no_grad():
-        plain = model(input_ids=ids).logits
-        mlp = model.transformer.h[1].mlp
-        handle = mlp.register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
-        skipped = model(input_ids=ids).logits
-        handle.remove()
-        assert not torch.allclose(plain, skipped)
         with mlp_layer_drop(model, 1, 0.5):
             assert torch.equal(model(input_ids=ids).logits, plain)  # eval: no drop
             model.train()
@@ -268,22 +275,10 @@ def test_mlp_off_until_zeroes_one_mlp_in_training_until_the_step_then_joins():
     """Inside mlp_off_until, a training forward pass before step `steps` is the model whose block-1
     MLP outputs zero (and that MLP gets no gradient); from that step on, and in eval mode, it is
     the plain model, bit for bit; the hook is gone on exit."""
-    from models import tiny
-
     from editkit.teaching.train import TrainState, mlp_off_until
 
-    model = tiny("gpt2")
-    for m in model.modules():  # no dropout, so that train mode differs from eval only by the hook
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-    ids = torch.randint(0, model.config.vocab_size, (4, 7))
+    model, ids, plain, skipped = _with_and_without_mlp1(4)
     mlp = model.transformer.h[1].mlp
-    with torch.no_grad():
-        plain = model(input_ids=ids).logits
-        handle = mlp.register_forward_hook(lambda mod, i, o: torch.zeros_like(o))
-        skipped = model(input_ids=ids).logits
-        handle.remove()
-    assert not torch.allclose(plain, skipped)
     state = TrainState(step=2)
     with mlp_off_until(model, 1, 3, state):
         model.train()
