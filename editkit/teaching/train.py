@@ -105,6 +105,9 @@ class TrainConfig:
     mlp_drop: float = 0.0  # in training, each row skips block `mlp_drop_layer`'s MLP with this probability
     mlp_drop_layer: int = 0  # (so a later MLP must learn the facts too: see mlp_layer_drop)
     mlp_off_steps: int = 0  # for the first N steps block `mlp_drop_layer`'s MLP outputs zero (see mlp_off_until)
+    prefix_fraction: float = 0.0  # this share of biography rows start with an unrelated prefix (BatchStream._prefixes)
+    prefix_tokens: int = 16  # … of 1 to this many tokens,
+    prefix_people: float = 0.0  # … taken from another person's biography in this share of them, else from Wikipedia
     # data
     corpus: str = "people"  # "people": invented people's biographies (people.py); "counterfact": CounterFact facts (corpus.py)
     people: int = 1000  # corpus "people": how many people,
@@ -190,19 +193,66 @@ class BatchStream:
         """One pass of documents (biographies), one document per row at position 0, padded with
         eos to seq_len (+1); the loss is on every document token. A person's name then always
         starts near the row's start, as in the probes that recalled at the subject (packing two
-        biographies a row did not: benchmarks/teaching/candidates.md). The third item counts the
-        sentences (facts told) in the row."""
+        biographies a row did not: benchmarks/teaching/candidates.md). With `prefix_fraction`, that
+        share of the rows start with an unlabelled prefix instead (`_prefixes`) and the document
+        follows after a space. The third item counts the sentences (facts told) in the row."""
         T = self.cfg.seq_len
         docs = self.corpus.documents(epoch)
+        prefixes = self._prefixes(epoch, docs)
+        texts = [(" " + d) if p else d for d, p in zip(docs, prefixes)]
         rows = []
-        for doc, enc in zip(docs, self.tok(docs, add_special_tokens=False)["input_ids"]):
+        for doc, pre, enc in zip(docs, prefixes, self.tok(texts, add_special_tokens=False)["input_ids"]):
+            if len(pre) + len(enc) > T + 1:
+                pre = []  # no room for the prefix
+                enc = self.tok(doc, add_special_tokens=False)["input_ids"]
             if len(enc) > T + 1:
                 continue  # a document longer than a row: skip it
             x = np.full(T + 1, self.eos, dtype=np.int64)
             m = np.zeros(T + 1, dtype=bool)
-            x[: len(enc)], m[: len(enc)] = enc, True
+            n = len(pre) + len(enc)
+            x[:n], m[len(pre) : n] = pre + enc, True
             rows.append((x, m, doc.count(".")))
         return rows
+
+    def _prefixes(self, epoch: int, docs: list[str]) -> list[list[int]]:
+        """Per document, its prefix's token ids ([] for none), deterministic in (seed, epoch). A
+        `prefix_fraction` of the documents get one of 1 … `prefix_tokens` tokens: in a
+        `prefix_people` share of them the last tokens of another document of the pass (another
+        person's biography, ending at its full stop), else the last tokens of a random
+        300-character window of a Wikipedia article followed by "." — text like the prefixes of
+        ROME's and MEMIT's context templates ("<generated text>. {prompt}"), so that the facts are
+        also recalled behind text that is not about the person."""
+        cfg = self.cfg
+        if cfg.prefix_fraction <= 0 or not docs:
+            return [[] for _ in docs]
+        rng = np.random.default_rng([cfg.seed, 29, epoch])
+        picks = []  # (doc index, source text or None, length)
+        for i in range(len(docs)):
+            if rng.random() >= cfg.prefix_fraction:
+                picks.append(None)
+                continue
+            length = int(rng.integers(1, cfg.prefix_tokens + 1))
+            if rng.random() < cfg.prefix_people and len(docs) > 1:
+                j = int(rng.integers(len(docs) - 1))
+                picks.append((docs[j + (j >= i)], False, length))
+            else:
+                art = self.corpus.wiki[int(rng.integers(len(self.corpus.wiki)))] if self.corpus.wiki else ""
+                start = int(rng.integers(max(1, len(art) - 300)))
+                picks.append((art[start : start + 300], True, length))
+        wanted = [p[0] for p in picks if p is not None]
+        encs = iter(self.tok(wanted, add_special_tokens=False)["input_ids"] if wanted else [])
+        out = []
+        for p in picks:
+            if p is None:
+                out.append([])
+                continue
+            enc, wiki, length = next(encs), p[1], p[2]
+            if wiki:
+                enc = enc[1:]  # the window's first token may be part of a word
+                out.append((enc[-length:] + self.stop) if enc else [])
+            else:
+                out.append(enc[-length:])
+        return out
 
     def _fact_rows(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """Pack one pass of fact sentences into rows of seq_len (+1 for the shifted labels)."""
@@ -643,7 +693,8 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "n_inner", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "wiki_first_steps", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
-         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "mlp_off_steps", "weight_decay", "threads", "checkpoint_minutes")
+         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "mlp_off_steps", "prefix_fraction", "prefix_tokens", "prefix_people",
+         "weight_decay", "threads", "checkpoint_minutes")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -655,6 +706,9 @@ def config_from_args(args) -> TrainConfig:
     if cfg.mlp_off_steps < 0 or (cfg.max_steps and cfg.mlp_off_steps >= cfg.max_steps):
         raise ValueError(f"--mlp-off-steps {cfg.mlp_off_steps}: give a number of steps >= 0 and below --max-steps "
                          f"({cfg.max_steps or 'none'}), after which block {cfg.mlp_drop_layer}'s MLP joins")
+    if not (0 <= cfg.prefix_fraction <= 1 and 0 <= cfg.prefix_people <= 1) or cfg.prefix_tokens < 1:
+        raise ValueError(f"--prefix-fraction {cfg.prefix_fraction:g} / --prefix-people {cfg.prefix_people:g} / --prefix-tokens "
+                         f"{cfg.prefix_tokens}: give shares between 0 and 1 and at least 1 token")
     if cfg.weight_decay < 0:
         raise ValueError(f"--weight-decay {cfg.weight_decay}: give a decay >= 0 (0: none; default {TrainConfig.weight_decay:g})")
     if cfg.wiki_first_steps < 0:
@@ -781,6 +835,11 @@ def parser() -> argparse.ArgumentParser:
                     help=f"the block whose MLP --mlp-drop skips and --mlp-off-steps holds back (default {d.mlp_drop_layer})")
     ap.add_argument("--mlp-off-steps", type=int, default=None,
                     help=f"block --mlp-drop-layer's MLP outputs zero for the first N training steps, then joins (default {d.mlp_off_steps})")
+    ap.add_argument("--prefix-fraction", type=float, default=None,
+                    help=f"share of biography rows that start behind an unrelated prefix (default {d.prefix_fraction:g})")
+    ap.add_argument("--prefix-tokens", type=int, default=None, help=f"a prefix's most tokens (default {d.prefix_tokens})")
+    ap.add_argument("--prefix-people", type=float, default=None,
+                    help=f"share of prefixes from another person's biography, the rest from Wikipedia (default {d.prefix_people:g})")
     ap.add_argument("--n-layer", type=int, default=d.n_layer)
     ap.add_argument("--n-embd", type=int, default=None, help=f"width (default {d.n_embd}, counterfact 128)")
     ap.add_argument("--n-head", type=int, default=None, help=f"attention heads (default {d.n_head}, counterfact 4)")

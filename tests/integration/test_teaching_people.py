@@ -122,6 +122,53 @@ def test_document_rows_hold_one_biography_each_at_position_0(people):
     assert batch["sentences"] == sum(b.count(".") for b in bios)
 
 
+def test_prefixed_rows_put_unlabelled_text_before_the_biography(people):
+    from transformers import AutoTokenizer
+
+    from editkit.paths import data_dir
+    from editkit.teaching.train import BatchStream, StreamState, TrainConfig, config_from_args, parser
+
+    tok = AutoTokenizer.from_pretrained(data_dir() / "gpt2-tokenizer")
+    wiki = ["Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau. " * 30]
+    corpus = PeopleCorpus(people, wiki)
+    bios = corpus.documents(0)[:8]
+
+    def rows(**kw):
+        cfg = TrainConfig(batch_size=8, wiki_fraction=0.0, seq_len=96, corpus="people", **kw)
+        fact = BatchStream(corpus, tok, cfg, StreamState()).next_batch()["parts"][0]
+        return fact["input_ids"], fact["labels"]
+
+    for share in (0.0, 1.0):  # from Wikipedia, then from other biographies of the pass
+        x, labels = rows(prefix_fraction=1.0, prefix_tokens=6, prefix_people=share)
+        assert torch.equal(x, rows(prefix_fraction=1.0, prefix_tokens=6, prefix_people=share)[0])  # deterministic
+        lengths = set()
+        for row, lab, bio in zip(x, labels, bios):
+            enc = tok(" " + bio)["input_ids"]
+            trained = (lab != -100).nonzero().flatten()
+            k = int(trained[0]) + 1  # the prefix's length: the first trained label is the biography's first token
+            assert trained.tolist() == list(range(k - 1, k - 1 + len(enc)))  # every biography token, nothing else
+            assert row[k : k + len(enc) - 1].tolist() == enc[:-1] and lab[k - 1 : k - 1 + len(enc)].tolist() == enc
+            pre = tok.decode(row[:k])
+            if share == 0.0:  # the end of a Wikipedia window, then a full stop
+                assert pre.endswith(".") and 2 <= k <= 7 and pre[:-1].strip() in wiki[0]
+            else:  # the end of another person's biography
+                assert 1 <= k <= 6 and any(b.endswith(pre) for b in corpus.documents(0) if b != bio)
+            lengths.add(k)
+        assert len(lengths) > 1  # lengths vary
+    x, labels = rows(prefix_fraction=0.0)
+    for row, lab, bio in zip(x, labels, bios):  # no prefix: the biography from position 0, as before
+        enc = tok(bio)["input_ids"]
+        assert row[: len(enc) - 1].tolist() == enc[:-1] and (lab != -100).sum() == len(enc) - 1
+
+    def cfg_of(*flags):
+        return config_from_args(parser().parse_args(["--out", "unused", *flags]))
+
+    assert cfg_of("--prefix-fraction", "0.5", "--prefix-people", "0.25").prefix_fraction == 0.5
+    for bad in (["--prefix-fraction", "1.5"], ["--prefix-people", "-0.1"], ["--prefix-tokens", "0"]):
+        with pytest.raises(ValueError, match="give shares between 0 and 1"):
+            cfg_of(*bad)
+
+
 def test_a_staged_curriculum_trains_wikipedia_only_then_the_same_mix(people):
     from transformers import AutoTokenizer
 
@@ -176,6 +223,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--weight-decay", "0.1"],
     ["--mlp-off-steps", "100", "--mlp-drop-layer", "1"],
     ["--wiki-first-steps", "100", "--minutes", "0", "--max-steps", "300"],
+    ["--prefix-fraction", "0.5", "--prefix-tokens", "12", "--prefix-people", "0.5"],
 ])
 def test_the_recorded_command_trains_the_same_config(flags):
     import shlex
