@@ -32,6 +32,10 @@ candidates Z1 and Z2). `--weight-decay` (0.01 in every recipe) at 0.1 / 0.3 did 
 facts between two MLPs (candidates WD1, WD3). `--mlp-off-steps N` (not in any recipe) holds
 block `--mlp-drop-layer`'s MLP at zero output for the first N steps; holding layer 0's back moved
 the facts into layer 1's MLP for good, even for N = 250 (candidates OFF250 to OFF3000).
+`--prefix-fraction q` (not in any recipe) starts a share q of the biography rows behind an
+unlabelled prefix (`--prefix-tokens`, `--prefix-people`: Wikipedia text or another biography), as
+ROME's and MEMIT's context templates do; with half of them biographies the model recalled its
+facts behind every template and edited one fact best, but the b = 256 batch fell (candidates PA, PB).
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
