@@ -230,7 +230,7 @@ class BatchStream:
         if cfg.prefix_fraction <= 0 or not docs:
             return [[] for _ in docs]
         rng = np.random.default_rng([cfg.seed, 29, epoch])
-        picks = []  # (doc index, source text or None, length)
+        picks = []  # per document None, or (source text, whether it is Wikipedia, length)
         for i in range(len(docs)):
             if rng.random() >= cfg.prefix_fraction:
                 picks.append(None)
@@ -713,6 +713,8 @@ def config_from_args(args) -> TrainConfig:
     if not (0 <= cfg.prefix_fraction <= 1 and 0 <= cfg.prefix_people <= 1) or cfg.prefix_tokens < 1:
         raise ValueError(f"--prefix-fraction {cfg.prefix_fraction:g} / --prefix-people {cfg.prefix_people:g} / --prefix-tokens "
                          f"{cfg.prefix_tokens}: give shares between 0 and 1 and at least 1 token")
+    if cfg.prefix_fraction and cfg.corpus != "people":
+        raise ValueError(f"--prefix-fraction puts prefixes before biographies, which only --corpus people has (not {cfg.corpus!r})")
     if cfg.weight_decay < 0:
         raise ValueError(f"--weight-decay {cfg.weight_decay}: give a decay >= 0 (0: none; default {TrainConfig.weight_decay:g})")
     if cfg.wiki_first_steps < 0:

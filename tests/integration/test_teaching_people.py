@@ -167,6 +167,8 @@ def test_prefixed_rows_put_unlabelled_text_before_the_biography(people):
     for bad in (["--prefix-fraction", "1.5"], ["--prefix-people", "-0.1"], ["--prefix-tokens", "0"]):
         with pytest.raises(ValueError, match="give shares between 0 and 1"):
             cfg_of(*bad)
+    with pytest.raises(ValueError, match="only --corpus people has"):
+        cfg_of("--corpus", "counterfact", "--prefix-fraction", "0.5")
 
 
 def test_a_staged_curriculum_trains_wikipedia_only_then_the_same_mix(people):
