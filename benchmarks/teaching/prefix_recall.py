@@ -4,7 +4,7 @@ ROME and MEMIT optimise their targets through (issue 10)?
 ROME's and MEMIT's targets and keys are computed over prompts "<prefix>. {prompt}", where the
 prefixes are text the model itself generates (editkit.context: "memit", 5 prefixes of 10 tokens;
 "rome", 10 of 5 and 10 of 10). For a seeded sample of `--n` of the model's facts, in their
-relation's first train phrasing, the top-1 rate
+relation's first train phrasing, the top-1 rate (editkit.teaching.quality.top1_rate)
 
     top1(t) = mean over facts [argmax_v P(v | t.format(prompt)) = first token of the object]
 
@@ -29,24 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
-def top1(model, tok, prompts: list[str], objects: list[str], batch: int = 100) -> float:
-    """Share of prompts whose next-token argmax is the first token of their object (" " + object)."""
-    want = torch.tensor([tok(" " + o, add_special_tokens=False)["input_ids"][0] for o in objects])
-    hits = 0
-    with torch.no_grad():
-        for s in range(0, len(prompts), batch):
-            enc = tok(prompts[s : s + batch], return_tensors="pt", padding=True)
-            last = enc["attention_mask"].sum(1) - 1
-            logits = model(**enc).logits[torch.arange(len(last)), last]
-            hits += int((logits.argmax(-1) == want[s : s + batch]).sum())
-    return hits / len(prompts)
-
-
 def main(argv=None) -> None:
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     from editkit.context import context_templates
     from editkit.teaching.cases import people_of
+    from editkit.teaching.quality import top1_rate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -62,10 +50,10 @@ def main(argv=None) -> None:
     facts = random.Random(a.seed).sample(people.facts, min(a.n, len(people.facts)))
     prompts = [people.train_phrasings(f.relation)[0].format(f.subject) for f in facts]
     objects = [f.object for f in facts]
-    row = {"model": a.model, "n": len(facts), "seed": a.seed, "plain": round(top1(model, tok, prompts, objects), 4)}
+    row = {"model": a.model, "n": len(facts), "seed": a.seed, "plain": round(top1_rate(model, tok, prompts, objects, 100), 4)}
     for kind in ("memit", "rome"):
         templates = [t for group in context_templates(model, tok, kind) for t in group if t != "{}"]
-        rates = [round(top1(model, tok, [t.format(p) for p in prompts], objects), 4) for t in templates]
+        rates = [round(top1_rate(model, tok, [t.format(p) for p in prompts], objects, 100), 4) for t in templates]
         row[kind] = {"mean": round(sum(rates) / len(rates), 4), "min": min(rates), "templates": dict(zip(templates, rates))}
     print(f"{a.model}: plain {row['plain']:.3f}; behind MEMIT's prefixes {row['memit']['mean']:.3f} (lowest {row['memit']['min']:.3f}), "
           f"ROME's {row['rome']['mean']:.3f} (lowest {row['rome']['min']:.3f})")

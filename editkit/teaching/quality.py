@@ -64,16 +64,22 @@ def people_knowledge(model, tok, people, n: int = 500, seed: int = 0) -> dict:
                 true.append(f.object)
                 other.append(rng.choice([o for o in RELATIONS[f.relation][2] if o != f.object]))
         pair = (target_logprob(model, tok, prompts, true) > target_logprob(model, tok, prompts, other)).float().mean()
-        top = 0
-        with torch.no_grad():
-            for s in range(0, len(prompts), 64):
-                enc = tok(prompts[s : s + 64], return_tensors="pt", padding=True)
-                last = enc["attention_mask"].sum(1) - 1
-                logits = model(**enc).logits[torch.arange(len(last)), last]
-                want = torch.tensor([tok(" " + o, add_special_tokens=False)["input_ids"][0] for o in true[s : s + 64]])
-                top += int((logits.argmax(-1) == want).sum())
-        out[name] = {"top1": round(top / len(prompts), 3), "pairwise": round(float(pair), 3), "prompts": len(prompts)}
+        out[name] = {"top1": round(top1_rate(model, tok, prompts, true), 3), "pairwise": round(float(pair), 3), "prompts": len(prompts)}
     return out
+
+
+def top1_rate(model, tok, prompts: list[str], objects: list[str], batch_size: int = 64) -> float:
+    """Share of prompts whose next-token argmax is the first token of their object (" " + object);
+    batched, padded on the right (the tokenizer's padding side must be "right")."""
+    want = torch.tensor([tok(" " + o, add_special_tokens=False)["input_ids"][0] for o in objects])
+    hits = 0
+    with torch.no_grad():
+        for s in range(0, len(prompts), batch_size):
+            enc = tok(prompts[s : s + batch_size], return_tensors="pt", padding=True)
+            last = enc["attention_mask"].sum(1) - 1
+            logits = model(**enc).logits[torch.arange(len(last)), last]
+            hits += int((logits.argmax(-1) == want[s : s + batch_size]).sum())
+    return hits / len(prompts)
 
 
 def evaluate(model_dir: str | Path, data_dir: str | Path, n: int = 2000, seed: int = 0, batch_size: int = 64) -> dict:

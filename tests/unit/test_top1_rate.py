@@ -1,18 +1,15 @@
-"""benchmarks/teaching/prefix_recall.py's top-1 rate, batched with padding, is the plain one:
-for each prompt alone, is the argmax of the next-token logits the object's first token?"""
-
-from pathlib import Path
+"""editkit.teaching.quality.top1_rate (quality's people_knowledge, benchmarks/teaching/prefix_recall.py),
+batched with padding, is the plain rate: for each prompt alone, is the argmax of the next-token
+logits the object's first token?"""
 
 import torch
-from conftest import load_script
-
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "teaching" / "prefix_recall.py"
 
 
 def test_batched_top1_is_each_prompt_alone():
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     from editkit.paths import data_dir
+    from editkit.teaching.quality import top1_rate
 
     tok = AutoTokenizer.from_pretrained(data_dir() / "gpt2-tokenizer")
     tok.pad_token, tok.padding_side = tok.eos_token, "right"
@@ -25,7 +22,6 @@ def test_batched_top1_is_each_prompt_alone():
     miss = [h + "zzq" if h else "zzq" for h in hits]  # a word that tokenises differently
     objects = [h if i % 2 == 0 else m for i, (h, m) in enumerate(zip(hits, miss))]
     assert all(tok(" " + o)["input_ids"][0] == a for o, a in zip(objects[::2], argmax[::2]))  # the test's premise
-    top1 = load_script(PATH, "bench_prefix_recall").top1
     want = sum(tok(" " + o)["input_ids"][0] == a for o, a in zip(objects, argmax)) / len(prompts)
     assert 0 < want < 1
-    assert top1(model, tok, prompts, objects, batch=3) == want
+    assert top1_rate(model, tok, prompts, objects, batch_size=3) == want
