@@ -109,6 +109,7 @@ class TrainConfig:
     mlp_drop: float = 0.0  # in training, each row skips block `mlp_drop_layer`'s MLP with this probability
     mlp_drop_layer: int = 0  # (so a later MLP must learn the facts too: see mlp_layer_drop)
     mlp_off_steps: int = 0  # for the first N steps block `mlp_drop_layer`'s MLP outputs zero (see mlp_off_until)
+    mlp_lr_scale: float = 1.0  # block `mlp_drop_layer`'s MLP learns at this multiple of the rate (see make_optimizer)
     prefix_fraction: float = 0.0  # this share of biography rows start with an unrelated prefix (BatchStream._prefixes)
     prefix_tokens: int = 16  # … of 1 to this many tokens,
     prefix_people: float = 0.0  # … taken from another person's biography in this share of them, else from Wikipedia
@@ -396,15 +397,31 @@ def make_model(cfg: TrainConfig, tok):
 
 
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
-    """Weight decay on the 2-D weight matrices of the blocks only (not embeddings, norms, biases)."""
-    decay, no_decay = [], []
+    """Weight decay on the 2-D weight matrices of the blocks only (not embeddings, norms, biases).
+
+    With cfg.mlp_lr_scale != 1, block cfg.mlp_drop_layer's MLP (weights and biases) sits in groups
+    of its own whose "lr_scale" multiplies the schedule's rate (lr_at) at every step, so that MLP
+    learns slower (< 1) or faster (> 1) than the rest; at 1 the groups are exactly the two above."""
+    scaled = cfg.mlp_lr_scale != 1.0
+    prefix = f"transformer.h.{cfg.mlp_drop_layer}.mlp."
+    if scaled and not any(n.startswith(prefix) for n, _ in model.named_parameters()):
+        raise ValueError(f"--mlp-lr-scale: the model has no block {cfg.mlp_drop_layer} (--mlp-drop-layer)")
+    groups: dict[tuple[bool, bool], list] = {(True, False): [], (False, False): [], (True, True): [], (False, True): []}
     for name, p in model.named_parameters():
-        (decay if p.ndim == 2 and ".h." in f".{name}" else no_decay).append(p)
+        decay = p.ndim == 2 and ".h." in f".{name}"
+        groups[decay, scaled and name.startswith(prefix)].append(p)
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": cfg.mlp_lr_scale if mlp else 1.0}
+         for (decay, mlp), ps in groups.items() if ps],
         lr=cfg.lr,
         betas=cfg.betas,
     )
+
+
+def set_rates(opt: torch.optim.Optimizer, rate: float) -> None:
+    """Every group's rate for the next step: `rate` times the group's "lr_scale" (make_optimizer)."""
+    for g in opt.param_groups:
+        g["lr"] = rate * g.get("lr_scale", 1.0)
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -659,8 +676,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
     while progress_of(cfg, state) < 1.0:
         t0 = time.time()
         batch = stream.next_batch()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, state.step, progress_of(cfg, state))
+        set_rates(opt, lr_at(cfg, state.step, progress_of(cfg, state)))
         with autocast:
             loss, fact_loss, wiki_loss = _loss(model, batch, device, cfg.wiki_weight)
         opt.zero_grad(set_to_none=True)
@@ -697,7 +713,7 @@ def _loop(model, opt, stream, tuner, autocast, device, cfg: TrainConfig, state: 
 #: command-line flag (argparse dest) → TrainConfig field, where they differ only by being flags
 FLAGS = ("seed", "minutes", "max_steps", "max_records", "n_layer", "n_embd", "n_head", "n_inner", "batch_size", "lr", "warmup_steps",
          "wiki_fraction", "wiki_first_steps", "vocab_size", "tokenizer_wiki_chars", "tokenizer_doc_passes", "corpus", "people", "attributes", "phrasings",
-         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "mlp_off_steps", "prefix_fraction", "prefix_tokens", "prefix_people",
+         "name_pool", "dropout", "mlp_drop", "mlp_drop_layer", "mlp_off_steps", "mlp_lr_scale", "prefix_fraction", "prefix_tokens", "prefix_people",
          "weight_decay", "threads", "checkpoint_minutes")
 
 
@@ -710,6 +726,9 @@ def config_from_args(args) -> TrainConfig:
     if cfg.mlp_off_steps < 0 or (cfg.max_steps and cfg.mlp_off_steps >= cfg.max_steps):
         raise ValueError(f"--mlp-off-steps {cfg.mlp_off_steps}: give a number of steps >= 0 and below --max-steps "
                          f"({cfg.max_steps or 'none'}), after which block {cfg.mlp_drop_layer}'s MLP joins")
+    if cfg.mlp_lr_scale <= 0:
+        raise ValueError(f"--mlp-lr-scale {cfg.mlp_lr_scale:g}: give a multiple > 0 of the rate (1: as every other weight; "
+                         "to hold the MLP back entirely use --mlp-off-steps)")
     if not (0 <= cfg.prefix_fraction <= 1 and 0 <= cfg.prefix_people <= 1) or cfg.prefix_tokens < 1:
         raise ValueError(f"--prefix-fraction {cfg.prefix_fraction:g} / --prefix-people {cfg.prefix_people:g} / --prefix-tokens "
                          f"{cfg.prefix_tokens}: give shares between 0 and 1 and at least 1 token")
@@ -838,9 +857,11 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--mlp-drop", type=float, default=None,
                     help=f"in training, each row skips one block's MLP with this probability (default {d.mlp_drop:g})")
     ap.add_argument("--mlp-drop-layer", type=int, default=None,
-                    help=f"the block whose MLP --mlp-drop skips and --mlp-off-steps holds back (default {d.mlp_drop_layer})")
+                    help=f"the block whose MLP --mlp-drop skips, --mlp-off-steps holds back and --mlp-lr-scale slows (default {d.mlp_drop_layer})")
     ap.add_argument("--mlp-off-steps", type=int, default=None,
                     help=f"block --mlp-drop-layer's MLP outputs zero for the first N training steps, then joins (default {d.mlp_off_steps})")
+    ap.add_argument("--mlp-lr-scale", type=float, default=None,
+                    help=f"block --mlp-drop-layer's MLP learns at this multiple of the rate (default {d.mlp_lr_scale:g})")
     ap.add_argument("--prefix-fraction", type=float, default=None,
                     help=f"share of biography rows that start behind an unrelated prefix (default {d.prefix_fraction:g})")
     ap.add_argument("--prefix-tokens", type=int, default=None, help=f"a prefix's most tokens (default {d.prefix_tokens})")

@@ -224,6 +224,7 @@ def test_each_corpus_has_its_recipe_and_flags_win():
     ["--n-inner", "384"],
     ["--weight-decay", "0.1"],
     ["--mlp-off-steps", "100", "--mlp-drop-layer", "1"],
+    ["--mlp-lr-scale", "0.5"],
     ["--wiki-first-steps", "100", "--minutes", "0", "--max-steps", "300"],
     ["--prefix-fraction", "0.5", "--prefix-tokens", "12", "--prefix-people", "0.5"],
 ])
@@ -362,6 +363,63 @@ def test_mlp_off_steps_must_leave_steps_for_the_mlp():
     for flags in (("--mlp-off-steps", "11", "--max-steps", "11"), ("--mlp-off-steps", "-1")):
         with pytest.raises(ValueError, match="--mlp-off-steps"):
             cfg_of(*flags)
+
+
+def _one_adamw_step(cfg, steps: int = 1):
+    """A small GPT-2's parameters before and after `steps` AdamW steps of make_optimizer(cfg) at
+    rate 1e-2 (set_rates), on a fixed batch; same seed every call."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from editkit.teaching.train import make_optimizer, set_rates
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=50, n_positions=16,
+                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    ids = torch.randint(0, 50, (3, 10))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = make_optimizer(model, cfg)
+    for _ in range(steps):
+        set_rates(opt, 1e-2)
+        opt.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+    return opt, before, {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_mlp_lr_scale_slows_one_mlp_only():
+    """With mlp_lr_scale s, block mlp_drop_layer's MLP (weights and biases) gets rate s times the
+    schedule's: its first AdamW step (update ∝ rate, decay included) is exactly s times the step
+    at s = 1, and every other parameter's step is the same; at s = 1 the groups are the plain
+    decay / no-decay pair."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from editkit.teaching.train import TrainConfig, make_optimizer
+
+    plain_opt, before, plain = _one_adamw_step(TrainConfig())
+    assert [g["lr_scale"] for g in plain_opt.param_groups] == [1.0, 1.0] and len(plain_opt.param_groups) == 2
+    opt, before2, slow = _one_adamw_step(TrainConfig(mlp_lr_scale=0.25, mlp_drop_layer=1))
+    assert all(torch.equal(before[n], before2[n]) for n in before)
+    in_mlp = [n for n in before if n.startswith("transformer.h.1.mlp.")]
+    assert len(in_mlp) == 4  # c_fc and c_proj, weight and bias
+    for n in before:
+        full, got = plain[n] - before[n], slow[n] - before[n]
+        if n in in_mlp:
+            assert full.abs().max() > 0
+            torch.testing.assert_close(got, 0.25 * full, rtol=1e-4, atol=1e-9)
+        else:
+            torch.testing.assert_close(got, full, rtol=1e-5, atol=1e-9)
+    assert sorted(g["lr_scale"] for g in opt.param_groups) == [0.25, 0.25, 1.0, 1.0]
+    two_blocks = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=50, n_positions=16))
+    with pytest.raises(ValueError, match="no block 5"):
+        make_optimizer(two_blocks, TrainConfig(mlp_lr_scale=0.5, mlp_drop_layer=5))
+
+
+def test_mlp_lr_scale_must_be_positive():
+    from editkit.teaching.train import config_from_args, parser
+
+    for bad in ("0", "-1"):
+        with pytest.raises(ValueError, match="--mlp-lr-scale"):
+            config_from_args(parser().parse_args(["--out", "/tmp/x", "--mlp-lr-scale", bad]))
 
 
 def test_the_trainer_builds_the_named_corpus(tmp_path):
