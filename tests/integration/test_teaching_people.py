@@ -365,9 +365,9 @@ def test_mlp_off_steps_must_leave_steps_for_the_mlp():
             cfg_of(*flags)
 
 
-def _one_adamw_step(cfg, steps: int = 1):
-    """A small GPT-2's parameters before and after `steps` AdamW steps of make_optimizer(cfg) at
-    rate 1e-2 (set_rates), on a fixed batch; same seed every call."""
+def _one_adamw_step(cfg):
+    """The optimizer and a small GPT-2's parameters before and after one AdamW step of
+    make_optimizer(cfg) at rate 1e-2 (set_rates), on a fixed batch; same seed every call."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from editkit.teaching.train import make_optimizer, set_rates
@@ -378,11 +378,9 @@ def _one_adamw_step(cfg, steps: int = 1):
     ids = torch.randint(0, 50, (3, 10))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = make_optimizer(model, cfg)
-    for _ in range(steps):
-        set_rates(opt, 1e-2)
-        opt.zero_grad()
-        model(input_ids=ids, labels=ids).loss.backward()
-        opt.step()
+    set_rates(opt, 1e-2)
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
     return opt, before, {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
