@@ -405,14 +405,11 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     With cfg.mlp_lr_scale != 1, block cfg.mlp_drop_layer's MLP (weights and biases) sits in groups
     of its own whose "lr_scale" multiplies the schedule's rate (lr_at) at every step, so that MLP
     learns slower (< 1) or faster (> 1) than the rest; at 1 the groups are exactly the two above."""
-    scaled = cfg.mlp_lr_scale != 1.0
-    prefix = f"transformer.h.{cfg.mlp_drop_layer}.mlp."
-    if scaled and not any(n.startswith(prefix) for n, _ in model.named_parameters()):
-        raise ValueError(f"--mlp-lr-scale: the model has no block {cfg.mlp_drop_layer} (--mlp-drop-layer)")
+    scaled = {id(p) for p in _block_mlp(model, cfg.mlp_drop_layer).parameters()} if cfg.mlp_lr_scale != 1.0 else set()
     groups: dict[tuple[bool, bool], list] = {(True, False): [], (False, False): [], (True, True): [], (False, True): []}
     for name, p in model.named_parameters():
         decay = p.ndim == 2 and ".h." in f".{name}"
-        groups[decay, scaled and name.startswith(prefix)].append(p)
+        groups[decay, id(p) in scaled].append(p)
     return torch.optim.AdamW(
         [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": cfg.mlp_lr_scale if mlp else 1.0}
          for (decay, mlp), ps in groups.items() if ps],
@@ -544,13 +541,18 @@ class ThreadTuner:
             torch.set_num_threads(self.probing)
 
 
-@contextmanager
-def _mlp_hook(model, layer: int, hook):
-    """`hook` as a forward hook on block `layer`'s MLP while inside (mlp_layer_drop, mlp_off_until)."""
+def _block_mlp(model, layer: int) -> torch.nn.Module:
+    """Block `layer`'s MLP, the one --mlp-drop, --mlp-off-steps and --mlp-lr-scale act on."""
     blocks = model.transformer.h
     if not 0 <= layer < len(blocks):
         raise ValueError(f"mlp_drop_layer {layer}: the model has blocks 0..{len(blocks) - 1}")
-    handle = blocks[layer].mlp.register_forward_hook(hook)
+    return blocks[layer].mlp
+
+
+@contextmanager
+def _mlp_hook(model, layer: int, hook):
+    """`hook` as a forward hook on block `layer`'s MLP while inside (mlp_layer_drop, mlp_off_until)."""
+    handle = _block_mlp(model, layer).register_forward_hook(hook)
     try:
         yield
     finally:

@@ -408,7 +408,7 @@ def test_mlp_lr_scale_slows_one_mlp_only():
             torch.testing.assert_close(got, full, rtol=1e-5, atol=1e-9)
     assert sorted(g["lr_scale"] for g in opt.param_groups) == [0.25, 0.25, 1.0, 1.0]
     two_blocks = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=50, n_positions=16))
-    with pytest.raises(ValueError, match="no block 5"):
+    with pytest.raises(ValueError, match="mlp_drop_layer 5: the model has blocks 0..1"):
         make_optimizer(two_blocks, TrainConfig(mlp_lr_scale=0.5, mlp_drop_layer=5))
 
 
