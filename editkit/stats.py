@@ -167,6 +167,10 @@ def collect(model, tok, layers: list[int], cfg: StatsConfig, progress: bool = Tr
     for l, c in out.items():
         check_finite(c, f"the key statistics of layer {l}")
     log.info("collected key statistics for layers %s over %d tokens", layers, count)
+    if cfg.n_docs is None and count < cfg.n_tokens:
+        log.warning("the corpus %r ran out after %d of the %d tokens asked: these statistics are over less text than "
+                    "StatsConfig.n_tokens says (and are cached under it); give a longer corpus or a smaller n_tokens",
+                    cfg.corpus, count, cfg.n_tokens)
     return out
 
 

@@ -25,8 +25,11 @@ git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
 A="$WORK/editkit/assets/editkit-teach"
 rm -rf "$A" && mkdir -p "$A"
 cp "$CAND"/{model.safetensors,config.json,generation_config.json,tokenizer.json,tokenizer_config.json,splits.json,training.json} "$A"/
+# the copy is not beside ../shared: read the data where this checkout does (before 2026-12-08 it
+# did not, so its C0 had no Wikipedia: 226,644 tokens of biographies instead of 400,000 tokens)
+DATA=${EDITKIT_DATA:-$(cd "$ROOT" && python -c 'from editkit.paths import data_dir; print(data_dir())')}
 cd "$WORK"
-export OMP_NUM_THREADS=1 PYTHONPATH="$WORK"
+export OMP_NUM_THREADS=1 PYTHONPATH="$WORK" EDITKIT_DATA="$DATA"
 bash benchmarks/teaching/ship.sh
 mkdir -p n1024
 rome() { python -m editkit.cli sweep --n 1024 --batch-sizes 1 --objectives rome --strategies single --rows \

@@ -60,9 +60,13 @@ def load_wikipedia(data_dir: str | Path, max_chars: int | None = None, from_end:
     editkit.corpora; from_end: starting with the last file, far from the text training reads first."""
     if max_chars is not None and max_chars <= 0:
         return []
+    files = sorted((Path(data_dir) / "wikipedia").glob("wiki_*"), reverse=from_end)
+    if not files:  # never an empty text in its place: C0, training and the NLLs would quietly change
+        raise FileNotFoundError(f"no Wikipedia text: {Path(data_dir) / 'wikipedia'} has no wiki_* files; set EDITKIT_DATA "
+                                "to the data folder (the one holding wikipedia/), or keep ../shared/data beside the checkout")
     docs: list[str] = []
     total = 0
-    for path in sorted((Path(data_dir) / "wikipedia").glob("wiki_*"), reverse=from_end):
+    for path in files:
         for doc in map(article_text, file_documents(path)):
             if not doc:
                 continue

@@ -50,3 +50,22 @@ def test_two_processes_give_the_single_process_c0(tmp_path):
         for l in (1, 2):
             assert float((got[str(l)] - single[l]).norm() / single[l].norm()) < 1e-10
     assert len(list(cache.glob("*.safetensors"))) == 2  # one entry per layer, written once (by rank 0)
+
+
+def test_a_corpus_shorter_than_n_tokens_is_named(tmp_path, caplog):
+    """The statistics still come out, over what the corpus has, but the log says that they cover
+    fewer tokens than the StatsConfig (and its cache key) claims."""
+    import logging
+
+    from models import tiny, tokenizer
+
+    from editkit.stats import collect
+
+    _corpus(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="editkit.stats"):
+        collect(tiny("gpt2"), tokenizer(), [1], StatsConfig(corpus=str(tmp_path / "wiki_00"), n_tokens=600, max_len=16, batch_size=2),
+                progress=False)
+        assert not caplog.records
+        collect(tiny("gpt2"), tokenizer(), [1], StatsConfig(corpus=str(tmp_path / "wiki_00"), n_tokens=10**6, max_len=16, batch_size=2),
+                progress=False)
+    assert "ran out after" in caplog.text and "1000000 tokens asked" in caplog.text

@@ -74,6 +74,19 @@ def test_the_teaching_corpus_reads_wikipedia_through_the_one_reader(tmp_path):
     assert load_wikipedia(tmp_path, max_chars=1) == ["one\ntwo"] and load_wikipedia(tmp_path, max_chars=0) == []
 
 
+def test_missing_wikipedia_is_an_error_not_an_empty_text(tmp_path):
+    """A data folder without wikipedia/wiki_* (e.g. a checkout copied away from ../shared) once gave
+    the teaching model's statistics corpus no Wikipedia at all, silently; now it names the fix."""
+    from editkit.teaching.corpus import load_wikipedia
+
+    for folder in (tmp_path, tmp_path / "nowhere"):
+        with pytest.raises(FileNotFoundError, match="EDITKIT_DATA"):
+            load_wikipedia(folder)
+    (tmp_path / "wikipedia").mkdir()
+    with pytest.raises(FileNotFoundError, match="no wiki_"):
+        load_wikipedia(tmp_path)
+
+
 @pytest.mark.parametrize("n,length,min_len", [(0, 4, 2), (9, 4, 2), (9, 4, 4), (8, 4, 4), (5, 4, 1), (1, 4, 2)])
 def test_pieces_cut_one_document_in_order(n, length, min_len):
     from editkit.tokens import pieces
