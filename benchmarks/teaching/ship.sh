@@ -3,7 +3,7 @@
 # (each step is seeded; training resumes where it stopped when rerun after a kill).
 #
 #   bash benchmarks/teaching/ship.sh [editkit/assets/editkit-teach]
-#   TRAIN_ARGS="--minutes 0 --max-steps 6585 --seed 2" bash benchmarks/teaching/ship.sh DIR   # another recipe or seed
+#   TRAIN_ARGS="--seed 3" bash benchmarks/teaching/ship.sh DIR   # another recipe or seed
 #
 # A folder whose training finished (model.safetensors, no _checkpoint/) is not trained again: the
 # later steps are rebuilt for it, so a model trained elsewhere can be copied in and finished here.
@@ -19,7 +19,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [[ -f "$OUT/model.safetensors" && ! -d "$OUT/_checkpoint" ]]; then
     echo "ship.sh: $OUT holds a trained model; not training again" >&2
 else
-    python -m editkit.teaching.train --out "$OUT" --no-progress ${TRAIN_ARGS:-}   # 40 min of training on one CPU thread
+    python -m editkit.teaching.train --out "$OUT" --no-progress ${TRAIN_ARGS:-}   # 43 min of training on one CPU thread
 fi
 python -m editkit.teaching.cases --model "$OUT"                             # cases/train.json, cases/val.json: the facts it knows
 python -m editkit.demo --model "$OUT" --write-cases --no-progress           # demo_cases.json

@@ -1,7 +1,7 @@
 """Train editkit's teaching model: a small GPT-2 that knows the facts of 1,000 invented people.
 
     python -m editkit.teaching.train --out editkit/assets/editkit-teach [--data ../shared/data]
-                                     [--minutes 40] [--max-steps N] [--seed 0] [--no-progress]
+                                     [--max-steps 6585] [--minutes M] [--seed 2] [--no-progress]
     python -m editkit.teaching.train --corpus counterfact --out DIR   # the model shipped before issue 10
 
 One seeded command: it builds the corpus, trains the byte-level BPE tokenizer, writes
@@ -20,7 +20,12 @@ benchmarks/teaching/bpe_names.md). 4 layers, d=192, 6 heads, context 128, tied e
 model trained like this recalls at the subject, as GPT-2 does in ROME's causal trace; the same
 people with CounterFact's relations and phrasings, without dropout, packed two biographies a
 row, or with an 8,192-token BPE learnt with Wikipedia that splits the surnames, recalled at the
-prompt's last token. 40 minutes of training by default.
+prompt's last token. Layer 0's MLP learns at a quarter of the rate of every other weight
+(`--mlp-lr-scale 0.25`), so that the facts are shared between the MLPs of layers 0 and 1, the two
+layers MEMIT's spread writes; at the full rate (model K, shipped before) every fact sat in layer
+0's MLP and spread's b = 256 batch fell 0.058 behind ROME's single edit. 6,585 steps (43 minutes on
+one CPU thread), seed 2: of three seeds of this recipe the one that met every goal of issue 10
+(candidates LR025, LR025-S1 and LR025-S2 in candidates.md).
 `--mlp-drop p` (not in any recipe) makes each training row skip one block's MLP with
 probability p (`mlp_layer_drop`); on layer 0 it removed the write site instead of adding a
 second one (candidates P and Q in candidates.md). `--n-inner` (not in any recipe) sets the MLP
@@ -36,9 +41,9 @@ the facts into layer 1's MLP for good, even for N = 250 (candidates OFF250 to OF
 unlabelled prefix (`--prefix-tokens`, `--prefix-people`: Wikipedia text or another biography), as
 ROME's and MEMIT's context templates do; with half of them biographies the model recalled its
 facts behind every template and edited one fact best, but the b = 256 batch fell (candidates PA, PB).
-`--mlp-lr-scale s` (not in any recipe) trains block `--mlp-drop-layer`'s MLP at s times the rate;
-on layer 0, s = 0.5 kept every fact in layer 0's MLP, and s = 0.25 shared them equally between
-layers 0 and 1, where MEMIT + spread at b = 256 came within 0.045 of ROME (candidates LR025 to LR05).
+`--mlp-lr-scale s` trains block `--mlp-drop-layer`'s MLP at s times the rate; on layer 0, s = 0.5
+kept every fact in layer 0's MLP, and s = 0.25 (the recipe's) shared them between layers 0 and 1
+(candidates LR025 to LR05, then seeds 1 and 2 of s = 0.25).
 
 The "counterfact" recipe (the model before issue 10): CounterFact's true facts rendered in their
 relations' phrasings (`corpus.py`), packed "prompt object." rows trained on the object tokens
@@ -47,10 +52,11 @@ GPT-2 needs well over 100 exposures per fact to learn ~90% of them (measured, pa
 phrasings: 17.5k facts x ~10 exposures 56%; 1.9k x 67: 79%; 160 x ~120: 100%), so it trains on
 the facts of all val cases and the first 500 train cases (`--train-cases -1`: all).
 
-Budget. The run is time-boxed: the learning-rate schedule follows the fraction of the budget
-used, progress = max(step / max_steps, train_seconds / (60 * minutes)), and training stops at 1.
-The data order is a pure function of the seed; with a time budget the number of steps depends on
-the machine, so pass `--minutes 0 --max-steps N` for a run that is deterministic end to end.
+Budget. The learning-rate schedule follows the fraction of the budget used, progress =
+max(step / max_steps, train_seconds / (60 * minutes)), and training stops at 1. The data order is
+a pure function of the seed. The people recipe's budget is steps (`--max-steps 6585`, no time
+budget), so it takes the same steps on any machine; with a time budget (`--minutes M`, the
+counterfact recipe's 36) the number of steps depends on the machine.
 
 Batches. Each batch has `batch_size` rows: a `wiki_fraction` of them (spread evenly) are
 contiguous Wikipedia text of `seq_len` tokens (loss on every token, so the model writes
@@ -145,10 +151,12 @@ class TrainConfig:
     threads: int = 1  # 0: choose 1 or 2 by timing (risky on a busy machine: see ThreadTuner)
 
 
-#: per corpus, its recipe: the settings that differ from TrainConfig's defaults (which are the
-#: shipped model's, "people"); a flag given on the command line wins
+#: per corpus, its recipe: the settings that differ from TrainConfig's defaults; a flag given on
+#: the command line wins. "people" is the shipped model's (LR025-S2 in candidates.md): layer 0's MLP
+#: at a quarter of the rate, so that layers 0 and 1 share the facts, a step budget (the same steps
+#: on any machine), and the seed that met every goal of issue 10 among three.
 RECIPES: dict[str, dict] = {
-    "people": {},
+    "people": {"mlp_lr_scale": 0.25, "minutes": 0.0, "max_steps": 6585, "seed": 2},
     "counterfact": {"dropout": 0.0, "batch_size": 8, "wiki_fraction": 0.2, "minutes": 36.0, "vocab_size": 8192,
                     "tokenizer_wiki_chars": 6_000_000, "tokenizer_doc_passes": 3, "n_embd": 128, "n_head": 4},  # editkit-teach before issue 10
 }
@@ -844,9 +852,11 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="model folder (e.g. editkit/assets/editkit-teach)")
     ap.add_argument("--data", default=str(data_dir()), help="data folder (default: $EDITKIT_DATA, else ../shared/data beside the checkout)")
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--minutes", type=float, default=None, help=f"training time budget (0: none; default {d.minutes:g}, counterfact 36)")
-    ap.add_argument("--max-steps", type=int, default=d.max_steps, help="step budget (0: none)")
+    people = RECIPES["people"]
+    ap.add_argument("--seed", type=int, default=None, help=f"(default {people['seed']}; counterfact {d.seed})")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help=f"training time budget (0: none; default {people['minutes']:g}, counterfact 36)")
+    ap.add_argument("--max-steps", type=int, default=None, help=f"step budget (0: none; default {people['max_steps']}, counterfact 0)")
     ap.add_argument("--max-records", type=int, default=None, help="only the first N CounterFact cases (smoke test)")
     ap.add_argument("--train-cases", type=int, default=DEFAULT_FACT_CASES["train"],
                     help="facts from the first N CounterFact train cases (-1: all)")
@@ -866,7 +876,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--mlp-off-steps", type=int, default=None,
                     help=f"block --mlp-drop-layer's MLP outputs zero for the first N training steps, then joins (default {d.mlp_off_steps})")
     ap.add_argument("--mlp-lr-scale", type=float, default=None,
-                    help=f"block --mlp-drop-layer's MLP learns at this multiple of the rate (default {d.mlp_lr_scale:g})")
+                    help=f"block --mlp-drop-layer's MLP learns at this multiple of the rate (default {people['mlp_lr_scale']:g}, counterfact {d.mlp_lr_scale:g})")
     ap.add_argument("--prefix-fraction", type=float, default=None,
                     help=f"share of biography rows that start behind an unrelated prefix (default {d.prefix_fraction:g})")
     ap.add_argument("--prefix-tokens", type=int, default=None, help=f"a prefix's most tokens (default {d.prefix_tokens})")

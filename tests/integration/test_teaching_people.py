@@ -208,10 +208,15 @@ def test_each_corpus_has_its_recipe_and_flags_win():
 
     people = cfg_of()
     assert people.corpus == "people" and people.dropout == TrainConfig().dropout == 0.1
+    # the shipped recipe: layer 0's MLP at a quarter of the rate, a step budget, its seed
+    assert (people.mlp_lr_scale, people.mlp_drop_layer, people.minutes, people.max_steps, people.seed) == (0.25, 0, 0.0, 6585, 2)
+    assert (cfg_of("--seed", "0").seed, cfg_of("--max-steps", "10").max_steps, cfg_of("--minutes", "5").minutes) == (0, 10, 5)
     cf = cfg_of("--corpus", "counterfact")
     assert RECIPES["counterfact"] and all(getattr(cf, k) == v for k, v in RECIPES["counterfact"].items()) and cf.dropout == 0.0
     assert cfg_of("--corpus", "counterfact", "--dropout", "0.3").dropout == 0.3
     assert cfg_of("--corpus", "counterfact", "--minutes", "2").minutes == 2
+    # the counterfact recipe is the model it trained before: plain rates, a time budget, seed 0
+    assert (cf.mlp_lr_scale, cf.minutes, cf.max_steps, cf.seed) == (1.0, 36.0, 0, 0)
 
 
 @pytest.mark.parametrize("flags", [

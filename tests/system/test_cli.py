@@ -130,8 +130,14 @@ def test_stats_follows_the_models_hparams_and_names_bad_input(model_dir, tmp_pat
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines()[2 : 2 + len(layers)]] == [str(l) for l in layers] and "editkit-teach/stats" in out
     assert "'corpus': 'editkit-teach'" in caplog.text and "'n_tokens': 400000" in caplog.text
-    assert "singular" in out  # layer 1 has dead MLP units: the condition number is explained
+    conds = [float(line.split()[3]) for line in out.splitlines()[2 : 2 + len(layers)]]
+    assert ("singular" in out) == any(c > 1e12 for c in conds)  # a (numerically) singular C0 is explained, and only then
     assert not list(tmp_path.glob("c0-*"))
+    corpus = tmp_path / "few.txt"  # 16 tokens: C0 of rank <= 16 over the tiny model's wider MLP keys
+    corpus.write_text("the quick brown fox jumps over the lazy dog " * 20)
+    assert main(["stats", "--model", model_dir, "--layers", "1", "--corpus", str(corpus), "--n-tokens", "16",
+                 "--cache-dir", str(tmp_path / "few"), "--no-progress"]) == 0
+    assert "numerically) singular" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="this model has 4 layers"):
         main(["stats", "--model", model_dir, "--layers", "9", "--no-progress"])
     import importlib.util

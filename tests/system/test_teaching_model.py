@@ -39,6 +39,19 @@ def test_ships_small_and_loads_offline(teach):
     assert splits["kind"] == "people" and all(r["held_out"] for r in splits["relations"]), "held-out phrasings must be recorded"
 
 
+def test_the_default_command_trains_the_shipped_models_config():
+    """`python -m editkit.teaching.train --out DIR` with no other flag trains what the shipped model
+    was trained with (its training.json), up to how it ran (threads, checkpoint interval)."""
+    from dataclasses import asdict
+
+    from editkit.teaching.train import config_from_args, parser
+
+    shipped = json.loads((FOLDER / "training.json").read_text())["config"]
+    default = json.loads(json.dumps(asdict(config_from_args(parser().parse_args(["--out", "unused"])))))
+    how = ("threads", "checkpoint_minutes")
+    assert {k: v for k, v in default.items() if k not in how} == {k: v for k, v in shipped.items() if k not in how}
+
+
 def test_every_subject_ends_in_one_whole_surname_token(teach):
     """The edit's key is read at the last subject token: with the shipped BPE that token is the
     person's own surname, never a piece shared with people of other surnames."""
