@@ -876,7 +876,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--mlp-off-steps", type=int, default=None,
                     help=f"block --mlp-drop-layer's MLP outputs zero for the first N training steps, then joins (default {d.mlp_off_steps})")
     ap.add_argument("--mlp-lr-scale", type=float, default=None,
-                    help=f"block --mlp-drop-layer's MLP learns at this multiple of the rate (default {people['mlp_lr_scale']:g}, counterfact {d.mlp_lr_scale:g})")
+                    help=f"block --mlp-drop-layer's MLP learns at this multiple of the rate "
+                         f"(default {people['mlp_lr_scale']:g}, counterfact {d.mlp_lr_scale:g})")
     ap.add_argument("--prefix-fraction", type=float, default=None,
                     help=f"share of biography rows that start behind an unrelated prefix (default {d.prefix_fraction:g})")
     ap.add_argument("--prefix-tokens", type=int, default=None, help=f"a prefix's most tokens (default {d.prefix_tokens})")
