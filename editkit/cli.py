@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "editkit-teach"
 PASSTHROUGH = {"demo": "editkit.demo"}
+SINGULAR_COND = 1e12  # `stats`: above this λmax/λmin, C0 is called (numerically) singular (its message says 1e12)
 
 
 # ---------------------------------------------------------------- parsing helpers
@@ -518,7 +519,7 @@ def cmd_stats(args) -> int:
             out = Path(args.export_npz) / name / f"{corpus}_stats" / npz_name(model, l, cfg.dtype, n)
             write_mom2_npz(out, stats[l], count=n, sample_size=n, dtype=cfg.dtype)  # C0 = sum / count whatever the count
             print(f"wrote {out}")
-    if any(r[3] > 1e12 for r in rows):
+    if any(r[3] > SINGULAR_COND for r in rows):
         print("cond C0 > 1e12: C0 is (numerically) singular there, usually MLP units that never fire on the corpus;"
               " solves then need a ridge (Editor(..., ridge=1e-6)) or statistics over more text.")
     return 0

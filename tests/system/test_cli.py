@@ -10,7 +10,7 @@ import torch
 from models import tiny, tokenizer
 
 from editkit import Edit
-from editkit.cli import main, parse_grid, parse_layers, parse_pairs
+from editkit.cli import SINGULAR_COND, main, parse_grid, parse_layers, parse_pairs
 from editkit.sweep import read_run_records
 
 
@@ -131,7 +131,7 @@ def test_stats_follows_the_models_hparams_and_names_bad_input(model_dir, tmp_pat
     assert [line.split()[0] for line in out.splitlines()[2 : 2 + len(layers)]] == [str(l) for l in layers] and "editkit-teach/stats" in out
     assert "'corpus': 'editkit-teach'" in caplog.text and "'n_tokens': 400000" in caplog.text
     conds = [float(line.split()[3]) for line in out.splitlines()[2 : 2 + len(layers)]]
-    assert ("singular" in out) == any(c > 1e12 for c in conds)  # a (numerically) singular C0 is explained, and only then
+    assert ("singular" in out) == any(c > SINGULAR_COND for c in conds)  # a (numerically) singular C0 is explained, and only then
     assert not list(tmp_path.glob("c0-*"))
     corpus = tmp_path / "few.txt"  # 16 tokens: C0 of rank <= 16 over the tiny model's wider MLP keys
     corpus.write_text("the quick brown fox jumps over the lazy dog " * 20)
