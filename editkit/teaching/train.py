@@ -852,11 +852,11 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="model folder (e.g. editkit/assets/editkit-teach)")
     ap.add_argument("--data", default=str(data_dir()), help="data folder (default: $EDITKIT_DATA, else ../shared/data beside the checkout)")
-    people = RECIPES["people"]
-    ap.add_argument("--seed", type=int, default=None, help=f"(default {people['seed']}; counterfact {d.seed})")
+    people, cf = TrainConfig(**RECIPES["people"]), TrainConfig(**RECIPES["counterfact"])
+    ap.add_argument("--seed", type=int, default=None, help=f"(default {people.seed}; counterfact {cf.seed})")
     ap.add_argument("--minutes", type=float, default=None,
-                    help=f"training time budget (0: none; default {people['minutes']:g}, counterfact 36)")
-    ap.add_argument("--max-steps", type=int, default=None, help=f"step budget (0: none; default {people['max_steps']}, counterfact 0)")
+                    help=f"training time budget (0: none; default {people.minutes:g}, counterfact {cf.minutes:g})")
+    ap.add_argument("--max-steps", type=int, default=None, help=f"step budget (0: none; default {people.max_steps}, counterfact {cf.max_steps})")
     ap.add_argument("--max-records", type=int, default=None, help="only the first N CounterFact cases (smoke test)")
     ap.add_argument("--train-cases", type=int, default=DEFAULT_FACT_CASES["train"],
                     help="facts from the first N CounterFact train cases (-1: all)")
@@ -877,7 +877,7 @@ def parser() -> argparse.ArgumentParser:
                     help=f"block --mlp-drop-layer's MLP outputs zero for the first N training steps, then joins (default {d.mlp_off_steps})")
     ap.add_argument("--mlp-lr-scale", type=float, default=None,
                     help=f"block --mlp-drop-layer's MLP learns at this multiple of the rate "
-                         f"(default {people['mlp_lr_scale']:g}, counterfact {d.mlp_lr_scale:g})")
+                         f"(default {people.mlp_lr_scale:g}, counterfact {cf.mlp_lr_scale:g})")
     ap.add_argument("--prefix-fraction", type=float, default=None,
                     help=f"share of biography rows that start behind an unrelated prefix (default {d.prefix_fraction:g})")
     ap.add_argument("--prefix-tokens", type=int, default=None, help=f"a prefix's most tokens (default {d.prefix_tokens})")
